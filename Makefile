@@ -1,0 +1,38 @@
+# facebench: `make bench MODEL=<model> DATA=<dataset>` and `make test` are the two commands.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+TORCH_VERSION ?= 2.13.0
+MODEL ?= all
+DATA ?= synth
+PROFILE ?= quick
+SEED ?= 0
+STAMP := .make/install.stamp
+
+.PHONY: install test lint bench leaderboard drift clean
+
+install: $(STAMP)
+
+# Torch goes in first, and only when none is importable: a user's CUDA build is never replaced,
+# and on a bare machine the pinned CPU wheel is taken instead of several GB of CUDA packages.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "torch==$(TORCH_VERSION)"
+	$(PIP) install -e ".[dev]"
+	@mkdir -p $(dir $@) && touch $@
+
+test: install
+	$(PYTHON) -m pytest -q
+
+lint: install
+	$(PYTHON) -m ruff check src tests
+
+bench: install
+	$(PYTHON) -m facebench bench --model $(MODEL) --data $(DATA) --profile $(PROFILE) --seed $(SEED)
+
+leaderboard: install
+	$(PYTHON) -m facebench leaderboard
+
+drift: install
+	$(PYTHON) -m facebench drift
+
+clean:
+	rm -rf .make build src/*.egg-info .pytest_cache

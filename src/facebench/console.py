@@ -1,0 +1,23 @@
+"""Terminal output shared by the commands: one rich console and the metric table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def metric_table(title: str, rows: list[dict], columns: list[str]) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column not in ("model", "split", "variant") else "left")
+    for row in rows:
+        table.add_row(*[format_value(row.get(c)) for c in columns])
+    return table
+
+
+def format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)

@@ -1,0 +1,160 @@
+"""LightningDataModule for any dataset with a preset: train/val loaders and one test loader per
+test split, variable-length clips batched with padding and lengths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from facebench.data.faceformer_format import ClipEntry, FaceFormerFormat
+from facebench.data.presets import DatasetPreset, data_root, get_preset
+from facebench.data.sequence import Sequence, collate
+from facebench.errors import DataError
+
+# Datasets that are made on demand rather than read from the user's disk (the synthetic corpus)
+# register a function that returns their folder, creating it when needed.
+_PROVIDERS: dict[str, Callable[[], Path]] = {}
+
+
+def register_provider(name: str, provider: Callable[[], Path]) -> None:
+    _PROVIDERS[name] = provider
+
+
+def resolve_root(preset: DatasetPreset, root: str | Path | None = None) -> Path:
+    """The dataset folder: an explicit root, a provider's folder, or $FACEBENCH_DATA/<folder>."""
+    if root is not None:
+        return Path(root)
+    if preset.name in _PROVIDERS:
+        return _PROVIDERS[preset.name]()
+    folder = Path(preset.folder or preset.name)
+    return folder if folder.is_absolute() else data_root() / folder
+
+
+class ClipDataset(Dataset):
+    """The clips of one split. Loaded clips are kept in memory (audio is resampled once)."""
+
+    def __init__(self, reader: FaceFormerFormat, entries: list[ClipEntry], cache: bool = True):
+        self.reader, self.entries, self.cache = reader, entries, cache
+        train = reader.preset.train_subjects
+        self.styles = [train.index(e.subject) if e.subject in train else -1 for e in entries]
+        self._loaded: dict[int, Sequence] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> Sequence:
+        if i in self._loaded:
+            return self._loaded[i]
+        sequence = self.reader.load(self.entries[i], style=self.styles[i])
+        if self.cache:
+            self._loaded[i] = sequence
+        return sequence
+
+    @property
+    def frames(self) -> int:
+        return sum(e.n_frames for e in self.entries)
+
+
+class FaceDataModule(L.LightningDataModule):
+    """Clips of a dataset preset, by split.
+
+    Args:
+        dataset: a preset name (`vocaset`, `biwi`, `synth`, ...) or a folder with a facebench.yaml.
+        root: the dataset folder, when not under $FACEBENCH_DATA.
+        batch_size: clips per training batch; evaluation runs one clip at a time.
+        skip_bad: skip clips that fail validation (logged and listed in `skipped`) instead of raising.
+        max_train_clips: use only the first n training clips (profiles for quick runs).
+    """
+
+    def __init__(
+        self,
+        dataset: str = "synth",
+        root: str | None = None,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        skip_bad: bool = False,
+        max_train_clips: int | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.preset = get_preset(dataset)
+        self.root = root
+        self.batch_size, self.num_workers, self.skip_bad = batch_size, num_workers, skip_bad
+        self.max_train_clips, self.seed = max_train_clips, seed
+        self.reader: FaceFormerFormat | None = None
+        self.datasets: dict[str, ClipDataset] = {}
+
+    # -- facts the models need, available after setup() ------------------------------------------
+
+    @property
+    def train_subjects(self) -> tuple[str, ...]:
+        return self.preset.train_subjects
+
+    @property
+    def n_vertices(self) -> int:
+        return self._reader().n_vertices
+
+    @property
+    def test_split_names(self) -> tuple[str, ...]:
+        return self.preset.test_splits
+
+    def conditions(self, subject: str) -> list[int]:
+        """Styles to condition on: a training speaker's own, else every training speaker's (DESIGN §3)."""
+        if subject in self.preset.train_subjects:
+            return [self.preset.train_subjects.index(subject)]
+        return list(range(len(self.preset.train_subjects)))
+
+    @property
+    def skipped(self) -> list[str]:
+        return self._reader().skipped
+
+    def regions(self) -> dict[str, torch.Tensor]:
+        return self._reader().regions()
+
+    def _reader(self) -> FaceFormerFormat:
+        if self.reader is None:
+            self.reader = FaceFormerFormat(resolve_root(self.preset, self.root), self.preset, self.skip_bad)
+        return self.reader
+
+    def split_dataset(self, split: str) -> ClipDataset:
+        if split not in self.datasets:
+            reader = self._reader()
+            entries = reader.index(self.preset.split(split))
+            if split == "train" and self.max_train_clips is not None:
+                entries = entries[: self.max_train_clips]
+            if not entries:
+                raise DataError(reader.root / "vertices_npy", f"clips of split '{split}' ({self.preset.split(split)})", "none")
+            self.datasets[split] = ClipDataset(reader, entries)
+        return self.datasets[split]
+
+    # -- Lightning hooks ----------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ["train", "val"], "validate": ["val"], "test": list(self.test_split_names)}
+        for split in wanted.get(stage, ["train", "val", *self.test_split_names]):
+            self.split_dataset(split)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.split_dataset(split),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            generator=generator if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", 1, shuffle=False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(split, 1, shuffle=False) for split in self.test_split_names]

@@ -1,0 +1,213 @@
+"""Every fact about a dataset in one place: frame rates, vertex count, splits, region files, and
+the scale each metric is displayed at. A new dataset in the FaceFormer format needs only a YAML
+file with the same fields (`facebench.yaml` in its folder), no code."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from facebench.errors import DataError, FacebenchError
+
+PRESET_FILE = "facebench.yaml"
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Clips of `subjects` whose sentence number lies in [first, last]."""
+
+    subjects: tuple[str, ...]
+    sentences: tuple[int, int]
+    seen: bool  # True when the subjects are training speakers (conditioned on their own style)
+
+    def contains(self, subject: str, sentence: int) -> bool:
+        return subject in self.subjects and self.sentences[0] <= sentence <= self.sentences[1]
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """Vertex indices of a face region: a text file of indices, or keys of a pickled dict of arrays."""
+
+    path: str  # relative to the dataset root
+    keys: tuple[str, ...] = ()  # for a pickle: the union of these entries
+
+    def describe(self) -> str:
+        return f"{self.path}[{'+'.join(self.keys)}]" if self.keys else self.path
+
+
+@dataclass(frozen=True)
+class DatasetPreset:
+    name: str
+    fps: float  # frame rate the models see
+    train_subjects: tuple[str, ...]
+    splits: dict[str, SplitSpec]
+    test_splits: tuple[str, ...]
+    n_vertices: int | None = None  # None: taken from templates.pkl
+    regions: dict[str, RegionSpec] = field(default_factory=dict)  # metric region name -> spec
+    display_scale: dict[str, float] = field(default_factory=dict)  # metric name -> unit shown
+    source_fps: float | None = None  # frame rate on disk when it differs (VOCASET: 60)
+    audio_per_frame: int = 1  # speech features per mesh frame: 1 interpolated (VOCASET), 2 paired (BIWI)
+    period: int = 30  # FaceFormer's periodic positional encoding / bias period
+    duration_tolerance: float = 0.5  # seconds audio and vertices may differ before a clip is rejected
+    folder: str = ""  # default folder name under FACEBENCH_DATA
+    source: str = ""  # where to get it, and the prepare command
+    has_phonemes: bool = False
+
+    @property
+    def subsample(self) -> int:
+        """Keep every n-th stored frame (VOCASET: stored at 60 fps, used at 30 with [::2])."""
+        if self.source_fps is None or self.source_fps == self.fps:
+            return 1
+        ratio = self.source_fps / self.fps
+        if ratio != int(ratio):
+            raise FacebenchError(f"preset {self.name}: source_fps {self.source_fps} is not a multiple of fps {self.fps}")
+        return int(ratio)
+
+    @property
+    def region_set(self) -> str:
+        """A record of which vertex sets the metrics used, stored with every result."""
+        return "; ".join(f"{k}={v.describe()}" for k, v in sorted(self.regions.items()))
+
+    def split(self, name: str) -> SplitSpec:
+        if name not in self.splits:
+            raise FacebenchError(f"split '{name}' of dataset {self.name}: expected one of {sorted(self.splits)}")
+        return self.splits[name]
+
+    def is_seen(self, subject: str) -> bool:
+        return subject in self.train_subjects
+
+
+_VOCASET_TRAIN = tuple(
+    f"FaceTalk_{s}_TA"
+    for s in ["170728_03272", "170904_00128", "170725_00137", "170915_00223",
+              "170811_03274", "170913_03279", "170904_03276", "170912_03278"]
+)  # fmt: skip
+_BIWI_TRAIN = ("F2", "F3", "F4", "M3", "M4", "M5")
+
+VOCASET = DatasetPreset(
+    name="vocaset",
+    folder="vocaset",
+    fps=30,
+    source_fps=60,
+    n_vertices=5023,
+    audio_per_frame=1,
+    period=30,
+    train_subjects=_VOCASET_TRAIN,
+    splits={
+        "train": SplitSpec(_VOCASET_TRAIN, (1, 40), seen=True),
+        "val": SplitSpec(("FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA"), (21, 40), seen=False),
+        "test": SplitSpec(("FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"), (21, 40), seen=False),
+    },
+    test_splits=("test",),
+    # VOCASET has no official region files; the FLAME masks are the common choice (SelfTalk,
+    # DiffSpeaker): lips for LVE, forehead + eye region for FDD and EVE.
+    regions={
+        "lve": RegionSpec("FLAME_masks.pkl", ("lips",)),
+        "fdd": RegionSpec("FLAME_masks.pkl", ("forehead", "eye_region")),
+        "eve": RegionSpec("FLAME_masks.pkl", ("forehead", "eye_region")),
+    },
+    display_scale={"lve": 1e-5, "fdd": 1e-7, "fdd_abs": 1e-7, "eve": 1e-5, "mve": 1e-3},
+    source="VOCASET from https://voca.is.tue.mpg.de (registration required); convert the release with "
+    "`facebench prepare vocaset --raw DIR --out $FACEBENCH_DATA/vocaset` and put FLAME_masks.pkl "
+    "(from the FLAME website) in the same folder",
+)
+
+BIWI = DatasetPreset(
+    name="biwi",
+    folder="biwi",
+    fps=25,
+    n_vertices=23370,
+    audio_per_frame=2,
+    period=25,
+    train_subjects=_BIWI_TRAIN,
+    splits={
+        "train": SplitSpec(_BIWI_TRAIN, (1, 32), seen=True),
+        "val": SplitSpec(_BIWI_TRAIN, (33, 36), seen=True),
+        "test_a": SplitSpec(_BIWI_TRAIN, (37, 40), seen=True),
+        "test_b": SplitSpec(("F1", "F5", "F6", "F7", "F8", "M1", "M2", "M6"), (37, 40), seen=False),
+    },
+    test_splits=("test_a", "test_b"),
+    regions={"lve": RegionSpec("regions/lve.txt"), "fdd": RegionSpec("regions/fdd.txt")},
+    display_scale={"lve": 1e-4, "fdd": 1e-5, "fdd_abs": 1e-5, "mve": 1e-3},
+    source="BIWI 3D Audiovisual Corpus (B3D(AC)^2, licence from ETH Zurich), preprocessed with "
+    "CodeTalker's BIWI pipeline into wav/ (e01-e40 takes), vertices_npy/, templates.pkl and regions/",
+)
+
+_BUILTIN: dict[str, DatasetPreset] = {p.name: p for p in (VOCASET, BIWI)}
+
+
+def register_preset(preset: DatasetPreset) -> None:
+    _BUILTIN[preset.name] = preset
+
+
+def preset_names() -> list[str]:
+    return sorted(_BUILTIN)
+
+
+def data_root() -> Path:
+    """Where datasets live: $FACEBENCH_DATA, else ./data."""
+    return Path(os.environ.get("FACEBENCH_DATA", "data"))
+
+
+def get_preset(name: str) -> DatasetPreset:
+    """A built-in preset by name, or the preset file of a dataset folder given as a path."""
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    path = Path(name)
+    if path.is_dir():
+        return load_preset_file(path / PRESET_FILE)
+    if path.suffix in (".yaml", ".yml"):
+        return load_preset_file(path)
+    raise FacebenchError(
+        f"dataset '{name}': expected a preset name ({', '.join(preset_names())}), a dataset folder "
+        f"with a {PRESET_FILE}, or a preset YAML file; found none of these"
+    )
+
+
+def load_preset_file(path: Path) -> DatasetPreset:
+    """Preset of a user dataset from YAML. Example in the README ("Your own dataset")."""
+    if not path.is_file():
+        raise DataError(path, f"a preset file ({PRESET_FILE})", "no such file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise DataError(path, "valid YAML", f"a parse error ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise DataError(path, "a mapping of preset fields", type(raw).__name__)
+    required = {"name", "fps", "train_subjects", "splits", "test_splits"}
+    missing = required - raw.keys()
+    if missing:
+        raise DataError(path, f"fields {sorted(required)}", f"no {sorted(missing)}")
+    known = set(DatasetPreset.__dataclass_fields__)
+    unknown = set(raw) - known
+    if unknown:
+        raise DataError(path, f"only the fields {sorted(known)}", f"unknown {sorted(unknown)}")
+    train = tuple(raw["train_subjects"])
+    splits = {}
+    for split_name, spec in raw["splits"].items():
+        try:
+            subjects = tuple(spec["subjects"])
+            first, last = spec["sentences"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(path, f"splits.{split_name} with 'subjects' and 'sentences: [first, last]'", repr(spec)) from exc
+        splits[split_name] = SplitSpec(subjects, (int(first), int(last)), seen=set(subjects) <= set(train))
+    for needed in ("train", "val", *raw["test_splits"]):
+        if needed not in splits:
+            raise DataError(path, f"a split named '{needed}'", f"splits {sorted(splits)}")
+    regions = {
+        k: RegionSpec(v) if isinstance(v, str) else RegionSpec(v["path"], tuple(v.get("keys", ())))
+        for k, v in (raw.get("regions") or {}).items()
+    }
+    fields = {k: v for k, v in raw.items() if k not in {"splits", "regions", "train_subjects", "test_splits", "display_scale"}}
+    return DatasetPreset(
+        **fields,
+        train_subjects=train,
+        splits=splits,
+        test_splits=tuple(raw["test_splits"]),
+        regions=regions,
+        display_scale={k: float(v) for k, v in (raw.get("display_scale") or {}).items()},
+        folder=str(path.parent),
+    )

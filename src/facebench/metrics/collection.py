@@ -1,0 +1,83 @@
+"""The metric set of a dataset preset, and its use under the condition protocol of DESIGN §3:
+a seen subject is scored on its own style; an unseen one is generated once per training style,
+each condition is scored over the whole split, and the metrics are averaged over conditions."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+
+from facebench.data.presets import DatasetPreset
+from facebench.metrics.mesh import (
+    AbsoluteFaceDynamicsDeviation,
+    Diversity,
+    EyeVertexError,
+    FaceDynamicsDeviation,
+    FramesDropped,
+    LipVertexError,
+    MeanVertexError,
+)
+
+
+def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor]) -> MetricCollection:
+    """LVE, FDD (signed and absolute), MVE, EVE where the preset has the region, frames dropped."""
+    spec = preset.regions
+
+    def region(key: str) -> dict:
+        return {"region": regions[key], "region_set": spec[key].describe()} if key in regions else {}
+
+    metrics = {
+        "lve": LipVertexError(**region("lve")),
+        "fdd": FaceDynamicsDeviation(**region("fdd")),
+        "fdd_abs": AbsoluteFaceDynamicsDeviation(**region("fdd")),
+        "mve": MeanVertexError(),
+        "frames_dropped": FramesDropped(),
+    }
+    if "eve" in regions:
+        metrics["eve"] = EyeVertexError(**region("eve"))
+    # compute_groups would merge fdd and fdd_abs after one update if their states happened to match.
+    return MetricCollection(metrics, compute_groups=False)
+
+
+class ConditionedMetrics(nn.Module):
+    """Metrics of one test split: one collection per condition, averaged at the end."""
+
+    def __init__(self, preset: DatasetPreset, regions: dict[str, torch.Tensor], n_conditions: int, seen: bool):
+        super().__init__()
+        self.seen = seen
+        self.n_conditions = 1 if seen else n_conditions
+        self.per_condition = nn.ModuleList([mesh_metrics(preset, regions) for _ in range(self.n_conditions)])
+        self.diversity = Diversity() if self.n_conditions > 1 else None
+
+    @property
+    def protocol(self) -> str:
+        return "own style" if self.seen else f"mean over {self.n_conditions} training styles"
+
+    def update(self, preds: list[torch.Tensor] | torch.Tensor, target: torch.Tensor, template: torch.Tensor) -> None:
+        """`preds`: one (T', V, 3) generation per condition; `target`: (T, V, 3); `template`: (V, 3).
+
+        Each generation is scored on the frames it shares with the target (the rest is counted in
+        frames_dropped); diversity compares the conditions on the frames they all have.
+        """
+        if len(preds) != self.n_conditions:
+            raise ValueError(f"expected {self.n_conditions} generations (one per condition), found {len(preds)}")
+        for metrics, pred in zip(self.per_condition, preds):
+            metrics.update(pred[None], target[None], templates=template[None])
+        if self.diversity is not None:
+            shortest = min(len(p) for p in preds)
+            self.diversity.update(torch.stack([p[:shortest] for p in preds]))
+
+    def compute(self) -> dict[str, float]:
+        values = [{k: float(v) for k, v in m.compute().items()} for m in self.per_condition]
+        result = {k: sum(v[k] for v in values) / len(values) for k in values[0]}
+        result["frames_dropped"] = sum(v["frames_dropped"] for v in values)
+        if self.diversity is not None:
+            result["diversity"] = float(self.diversity.compute())
+        return result
+
+    def reset(self) -> None:
+        for metrics in self.per_condition:
+            metrics.reset()
+        if self.diversity is not None:
+            self.diversity.reset()

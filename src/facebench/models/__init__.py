@@ -1,0 +1,1 @@
+"""Models: one folder each (network.py, module.py, CARD.md), shared parts in components/."""

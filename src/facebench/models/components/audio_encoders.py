@@ -1,0 +1,127 @@
+"""Speech encoders shared by every model: pretrained wav2vec2 / HuBERT through transformers (or the
+same architectures at a small size with random weights), and a fast log-mel front end for CPU runs.
+
+Every encoder maps a padded batch of 16 kHz audio to features aligned to the mesh frames:
+(B, T * audio_per_frame, output_dim). Clips are encoded one at a time, so padding never changes a
+clip's features (wav2vec2-base uses group norm over time, which padding would shift).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
+
+from facebench.data.audio import SAMPLE_RATE, align_features
+from facebench.errors import FacebenchError
+
+PRETRAINED_NAMES = {"wav2vec2": "facebook/wav2vec2-base-960h", "hubert": "facebook/hubert-base-ls960"}
+
+
+class AudioEncoder(nn.Module):
+    """Base: subclasses implement `encode_clip` (1, N) -> (1, F, C) at about 50 Hz."""
+
+    output_dim: int
+
+    def encode_clip(self, audio: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor, frame_lengths: torch.Tensor, audio_per_frame: int = 1
+    ) -> torch.Tensor:
+        aligned = []
+        for clip, n_samples, n_frames in zip(audio, audio_lengths.tolist(), frame_lengths.tolist()):
+            features = self.encode_clip(clip[None, :n_samples])
+            aligned.append(align_features(features, n_frames, audio_per_frame)[0])
+        return pad_sequence(aligned, batch_first=True)
+
+
+class PretrainedSpeechEncoder(AudioEncoder):
+    """wav2vec2 or HuBERT from transformers, with the convolutional feature extractor frozen (FaceFormer).
+
+    Args:
+        kind: "wav2vec2" or "hubert".
+        checkpoint: a local folder or a hub name found in the HF cache; default the base model of `kind`.
+        config: instead of a checkpoint, build the architecture from these config fields with random
+            weights (tests and the synthetic corpus).
+        trainable: False freezes the whole encoder, not only the feature extractor.
+    """
+
+    def __init__(self, kind: str = "wav2vec2", checkpoint: str | None = None, config: dict | None = None, trainable: bool = True):
+        super().__init__()
+        from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Model
+
+        classes = {"wav2vec2": (Wav2Vec2Model, Wav2Vec2Config), "hubert": (HubertModel, HubertConfig)}
+        if kind not in classes:
+            raise FacebenchError(f"audio encoder kind: expected one of {sorted(classes)}, found '{kind}'")
+        model_class, config_class = classes[kind]
+        if config is not None:
+            self.model = model_class(config_class(**config))
+        else:
+            self.model = load_pretrained(model_class, checkpoint or PRETRAINED_NAMES[kind])
+        self.model.feature_extractor._freeze_parameters()  # as FaceFormer: the CNN stays frozen
+        if not trainable:
+            self.model.requires_grad_(False)
+        self.output_dim = self.model.config.hidden_size
+
+    def encode_clip(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.model(audio).last_hidden_state
+
+
+def load_pretrained(model_class, name_or_path: str):
+    """`from_pretrained` from a local folder or the HF cache, with a clear message when offline."""
+    local = Path(name_or_path).expanduser()
+    try:
+        if local.exists():
+            return model_class.from_pretrained(str(local))
+        return model_class.from_pretrained(name_or_path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise FacebenchError(
+            f"audio encoder checkpoint '{name_or_path}': expected a local folder with config.json and weights, "
+            f"or the model in the Hugging Face cache; found neither ({type(exc).__name__}). This machine has "
+            "no access to the hub at run time: on a machine with internet run "
+            f"`huggingface-cli download {name_or_path}` and copy the cache (HF_HOME), or save the model with "
+            "`save_pretrained(DIR)` and pass DIR as the checkpoint; or use the `logmel` encoder."
+        ) from exc
+
+
+class LogMelEncoder(AudioEncoder):
+    """Log-mel spectrogram at 50 Hz (25 ms window, 20 ms hop) and a small 1-D convolutional stack."""
+
+    def __init__(self, output_dim: int = 64, n_mels: int = 40, layers: int = 3, kernel_size: int = 5):
+        super().__init__()
+        from transformers.audio_utils import mel_filter_bank
+
+        self.n_fft, self.hop = 400, SAMPLE_RATE // 50
+        bank = mel_filter_bank(
+            num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=50.0,
+            max_frequency=SAMPLE_RATE / 2, sampling_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney",
+        )  # fmt: skip
+        self.register_buffer("mel_bank", torch.as_tensor(bank, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        blocks, width = [], n_mels
+        for _ in range(layers):
+            blocks += [nn.Conv1d(width, output_dim, kernel_size, padding=kernel_size // 2), nn.GELU()]
+            width = output_dim
+        self.convs = nn.Sequential(*blocks)
+        self.output_dim = output_dim
+
+    def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
+        """(1, N) -> (1, n_mels, F), normalised per clip so loudness does not matter."""
+        spec = torch.stft(audio, self.n_fft, self.hop, window=self.window, return_complex=True).abs() ** 2
+        mel = torch.log(torch.einsum("fm,bft->bmt", self.mel_bank, spec) + 1e-6)
+        return (mel - mel.mean(dim=-1, keepdim=True)) / (mel.std(dim=-1, keepdim=True) + 1e-5)
+
+    def encode_clip(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.convs(self.log_mel(audio)).transpose(1, 2)
+
+
+def build_audio_encoder(name: str = "logmel", **kwargs) -> AudioEncoder:
+    """By name: `logmel`, `wav2vec2`, `hubert` (kwargs go to the class)."""
+    if name == "logmel":
+        return LogMelEncoder(**kwargs)
+    if name in PRETRAINED_NAMES:
+        return PretrainedSpeechEncoder(kind=name, **kwargs)
+    raise FacebenchError(f"audio encoder: expected logmel, wav2vec2 or hubert, found '{name}'")
