@@ -47,3 +47,14 @@ def tiny_encoder_config():
         hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
         conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def synth_tiny(tmp_path_factory):
+    """The tiny synthetic corpus, generated once per test session."""
+    from facebench.data.synth import SYNTH_PRESETS, generate
+    from facebench.data.synth.anchors import write_anchors
+
+    root = generate(SYNTH_PRESETS["tiny"], tmp_path_factory.mktemp("synth") / "tiny", seed=0, progress=False)
+    write_anchors(root, "synth-tiny")
+    return root

@@ -35,6 +35,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     console.print(f"scales: {scale}; regions: {result['region_set']}")
 
 
+def cmd_synth(args: argparse.Namespace) -> None:
+    import time
+
+    from facebench.data.synth import SYNTH_PRESETS, generate
+    from facebench.data.synth.anchors import write_anchors
+    from facebench.data.synth.generator import synth_dataset_name
+    from facebench.data.synth.plot import plot_clip
+
+    start = time.perf_counter()
+    out = generate(SYNTH_PRESETS[args.preset], args.out, seed=args.seed)
+    anchors = write_anchors(out, synth_dataset_name(args.preset))
+    console.print(f"wrote the {args.preset} corpus (seed {args.seed}) to {out} in {time.perf_counter() - start:.1f} s")
+    rows = [{"split": split, "anchor": name, **values} for split, pair in anchors.items() for name, values in pair.items()]
+    console.print(metric_table("anchors", rows, ["split", "anchor", "lve", "fdd", "mve", "eve"]))
+    if args.plot:
+        clip = args.clip or sorted(p.stem for p in (out / "vertices_npy").glob("*.npy"))[0]
+        console.print(f"plot: {plot_clip(out, clip, args.plot)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facebench", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -52,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", required=True)
     p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("synth", help="generate the synthetic corpus")
+    p.add_argument("--preset", default="small", choices=["tiny", "small", "vocaset"])
+    p.add_argument("--out", required=True, help="output folder (new or empty)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", default=None, help="also draw a clip (waveform, mouth opening, frames) to this PNG")
+    p.add_argument("--clip", default=None, help="the clip to draw (default: the first)")
+    p.set_defaults(func=cmd_synth)
     return parser
 
 

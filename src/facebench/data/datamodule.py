@@ -86,7 +86,7 @@ class FaceDataModule(L.LightningDataModule):
         self.root = root
         self.batch_size, self.num_workers, self.skip_bad = batch_size, num_workers, skip_bad
         self.max_train_clips, self.seed = max_train_clips, seed
-        self.reader: FaceFormerFormat | None = None
+        self._format: FaceFormerFormat | None = None
         self.datasets: dict[str, ClipDataset] = {}
 
     # -- facts the models need, available after setup() ------------------------------------------
@@ -97,7 +97,7 @@ class FaceDataModule(L.LightningDataModule):
 
     @property
     def n_vertices(self) -> int:
-        return self._reader().n_vertices
+        return self.reader.n_vertices
 
     @property
     def test_split_names(self) -> tuple[str, ...]:
@@ -111,19 +111,21 @@ class FaceDataModule(L.LightningDataModule):
 
     @property
     def skipped(self) -> list[str]:
-        return self._reader().skipped
+        return self.reader.skipped
 
     def regions(self) -> dict[str, torch.Tensor]:
-        return self._reader().regions()
+        return self.reader.regions()
 
-    def _reader(self) -> FaceFormerFormat:
-        if self.reader is None:
-            self.reader = FaceFormerFormat(resolve_root(self.preset, self.root), self.preset, self.skip_bad)
-        return self.reader
+    @property
+    def reader(self) -> FaceFormerFormat:
+        """The dataset folder's reader, opened (and its templates checked) on first use."""
+        if self._format is None:
+            self._format = FaceFormerFormat(resolve_root(self.preset, self.root), self.preset, self.skip_bad)
+        return self._format
 
     def split_dataset(self, split: str) -> ClipDataset:
         if split not in self.datasets:
-            reader = self._reader()
+            reader = self.reader
             entries = reader.index(self.preset.split(split))
             if split == "train" and self.max_train_clips is not None:
                 entries = entries[: self.max_train_clips]

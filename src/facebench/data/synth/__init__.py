@@ -1,0 +1,46 @@
+"""The built-in synthetic corpus (`DATA=synth`): procedural speakers, speech and facial motion with a
+known deterministic part. Importing this registers its dataset presets."""
+
+from facebench.data.datamodule import register_provider
+from facebench.data.presets import DatasetPreset, RegionSpec, SplitSpec, register_preset
+from facebench.data.synth.generator import (
+    SYNTH_PRESETS,
+    TEST_SENTENCES,
+    TRAIN_SENTENCES,
+    VAL_SENTENCES,
+    SynthConfig,
+    cached_corpus,
+    generate,
+    synth_dataset_name,
+)
+
+
+def synth_preset(config: SynthConfig) -> DatasetPreset:
+    train = tuple(name for name, seen in config.speakers() if seen)
+    unseen = tuple(name for name, seen in config.speakers() if not seen)
+    return DatasetPreset(
+        name=synth_dataset_name(config.preset),
+        fps=config.fps,
+        train_subjects=train,
+        splits={
+            "train": SplitSpec(train, TRAIN_SENTENCES, seen=True),
+            "val": SplitSpec(train, VAL_SENTENCES, seen=True),
+            "test_seen": SplitSpec(train, TEST_SENTENCES, seen=True),
+            "test_unseen": SplitSpec(unseen, TEST_SENTENCES, seen=False),
+        },
+        test_splits=("test_seen", "test_unseen"),
+        regions={k: RegionSpec(f"regions/{k}.txt") for k in ("lve", "fdd", "eve")},
+        # Metres, like VOCASET, so the same display scale reads naturally.
+        display_scale={"lve": 1e-5, "fdd": 1e-7, "fdd_abs": 1e-7, "eve": 1e-5, "mve": 1e-3},
+        period=int(config.fps),
+        duration_tolerance=0.05,
+        has_phonemes=True,
+        source=f"generated on first use into the cache (facebench synth --preset {config.preset})",
+    )
+
+
+for _config in SYNTH_PRESETS.values():
+    register_preset(synth_preset(_config))
+    register_provider(synth_dataset_name(_config.preset), lambda preset=_config.preset: cached_corpus(preset))
+
+__all__ = ["SYNTH_PRESETS", "SynthConfig", "cached_corpus", "generate", "synth_preset"]

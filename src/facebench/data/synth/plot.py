@@ -1,0 +1,73 @@
+"""A picture of one clip: the waveform, the mouth opening and the phonemes, and a few frames of
+the mesh, so a user sees what the corpus is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile  # noqa: E402
+import torch  # noqa: E402
+
+from facebench.data.faceformer_format import load_pickle  # noqa: E402
+from facebench.data.synth.anchors import oracle_vertices  # noqa: E402
+
+
+def read_region(root: Path, name: str) -> np.ndarray:
+    return np.array([int(x) for x in (root / "regions" / f"{name}.txt").read_text().split(",")])
+
+
+def plot_clip(root: str | Path, clip: str, out: str | Path) -> Path:
+    root, out = Path(root), Path(out)
+    card = json.loads((root / "card.json").read_text())
+    audio, sr = soundfile.read(root / "wav" / f"{clip}.wav")
+    vertices = np.load(root / "vertices_npy" / f"{clip}.npy").reshape(-1, card["n_vertices"], 3)
+    subject = clip.rsplit("_", 1)[0]
+    oracle = oracle_vertices(root, clip, torch.from_numpy(load_pickle(root / "templates.pkl")[subject])).numpy()
+    phonemes = np.load(root / "phonemes" / f"{clip}.npy")
+    faces = np.load(root / "faces.npy")
+    upper, lower = read_region(root, "upper_lip"), read_region(root, "lower_lip")
+    fps = card["config"]["fps"]
+    t = np.arange(len(vertices)) / fps
+
+    def lip_gap(v: np.ndarray) -> np.ndarray:
+        return 1000 * (v[:, upper, 1].mean(1) - v[:, lower, 1].mean(1))
+
+    opening, deterministic_opening = lip_gap(vertices), lip_gap(oracle)
+    fig = plt.figure(figsize=(11, 6.5), constrained_layout=True)
+    grid = fig.add_gridspec(3, 5, height_ratios=[1, 1.2, 1.6])
+    ax = fig.add_subplot(grid[0, :])
+    ax.plot(np.arange(len(audio)) / sr, audio, lw=0.4, color="0.3")
+    ax.set_ylabel("waveform")
+    ax.set_xlim(0, t[-1])
+    ax.set_title(f"synthetic corpus, clip {clip} (16 kHz audio, {fps:g} fps mesh, {card['n_vertices']} vertices)")
+    ax = fig.add_subplot(grid[1, :], sharex=ax)
+    ax.plot(t, opening, label="mouth opening (recorded)", color="C0")
+    ax.plot(t, deterministic_opening, "--", label="deterministic part (the oracle)", color="C1")
+    symbols = card["phonemes"]
+    changes = np.flatnonzero(np.diff(phonemes, prepend=-1))
+    for k in changes:
+        ax.axvline(t[k], color="0.85", lw=0.6, zorder=0)
+        ax.text(t[k], opening.max(), symbols[phonemes[k]], fontsize=7, va="bottom")
+    ax.set_ylabel("lip gap, mm")
+    ax.set_xlabel("seconds")
+    ax.legend(loc="lower right", fontsize=8)
+    frames = np.linspace(0, len(vertices) - 1, 5).astype(int)
+    for i, frame in enumerate(frames):
+        ax = fig.add_subplot(grid[2, i])
+        v = vertices[frame]
+        ax.triplot(v[:, 0], v[:, 1], faces, lw=0.25, color="0.4")
+        ax.scatter(v[upper, 0], v[upper, 1], s=2, color="C3")
+        ax.scatter(v[lower, 0], v[lower, 1], s=2, color="C0")
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title(f"t = {t[frame]:.2f} s", fontsize=8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
