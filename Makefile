@@ -32,7 +32,7 @@ leaderboard: install
 	$(PYTHON) -m facebench leaderboard
 
 drift: install
-	$(PYTHON) -m facebench drift
+	$(PYTHON) -m facebench drift --no-progress
 
 clean:
 	rm -rf .make build src/*.egg-info .pytest_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 from facebench.console import console, metric_table
 from facebench.errors import FacebenchError
@@ -54,6 +55,71 @@ def cmd_synth(args: argparse.Namespace) -> None:
         console.print(f"plot: {plot_clip(out, clip, args.plot)}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from facebench.bench.config import resolve_models
+    from facebench.bench.runner import run_one
+
+    specs = resolve_models(args.model, args.data)
+    rows = []
+    for spec in specs:
+        for variant in spec.variants:
+            label = spec.name + (f" ({variant})" if variant else "")
+            console.rule(f"{label} on {args.data}, profile {args.profile}, seed {args.seed}")
+            rows += run_one(spec, args.data, args.profile, args.seed, variant, root=args.root,
+                            leaderboards=Path(args.leaderboards), runs=Path(args.runs), progress=not args.no_progress)  # fmt: skip
+    columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "train_time_s", "rtf", "params"]
+    console.print(metric_table(f"{args.data} ({args.profile}, seed {args.seed}): raw units", rows, columns))
+    console.print(f"appended {len(rows)} rows to {Path(args.leaderboards) / (args.data + '.csv')}")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from facebench.bench.leaderboard import read_rows, render, split_tables
+
+    folder = Path(args.folder)
+    render(folder)
+    for path in sorted(folder.glob("*.csv")):
+        for split, (header, lines, best) in split_tables(path.stem, read_rows(path)).items():
+            table = Table(title=f"{path.stem} / {split}")
+            for column in header:
+                table.add_column(column, justify="left" if column in ("model", "variant", "profile") else "right")
+            for i, line in enumerate(lines):
+                table.add_row(*[f"[bold]{c}[/]" if best.get(header[j]) == i else c for j, c in enumerate(line)])
+            console.print(table)
+    console.print(f"wrote {folder / 'README.md'}")
+
+
+def cmd_drift(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from facebench.bench.drift import compare, current_metrics, load_tolerances
+    from facebench.bench.leaderboard import read_rows
+
+    reference = Path(args.reference)
+    current = current_metrics(args.models, progress=not args.no_progress)
+    if args.update:
+        reference.parent.mkdir(parents=True, exist_ok=True)
+        current.to_csv(reference, index=False)
+        console.print(f"wrote {len(current)} reference rows to {reference}")
+        return
+    if not reference.is_file():
+        raise FacebenchError(f"{reference}: expected the drift reference, found no file (make it with `facebench drift --update`)")
+    ref = read_rows(reference)
+    if args.models != "all":
+        ref = ref[ref["model"].isin(current["model"])]
+    drifted = compare(current, ref, load_tolerances())
+    if drifted:
+        console.print(metric_table("metrics that drifted", drifted, ["model", "variant", "split", "metric", "reference", "current", "difference"]))
+        console.print(f"[bold red]drift:[/] {len(drifted)} value(s) outside tolerance (benchmarks/drift.yaml)")
+        sys.exit(1)
+    console.print(f"no drift: {len(current)} rows x {len(current.columns) - 3} metrics within tolerance of {reference}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facebench", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -71,6 +137,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", required=True)
     p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("bench", help="train, test on every test split, append leaderboard rows")
+    p.add_argument("--model", default="all", help="model name or alias (ff, dual, emo, gldi, seg), or all")
+    p.add_argument("--data", default="synth", help="dataset preset or folder")
+    p.add_argument("--profile", default="quick", choices=["ci", "quick", "full"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
+    p.add_argument("--leaderboards", default="leaderboards", help="folder of the leaderboard CSVs")
+    p.add_argument("--runs", default="runs", help="folder of run folders (config, checkpoints, predictions)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("leaderboard", help="render leaderboards/README.md and charts from the CSVs")
+    p.add_argument("--folder", default="leaderboards")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("drift", help="run the ci profile of every model and compare with the reference")
+    p.add_argument("--update", action="store_true", help="rewrite the reference instead of comparing")
+    p.add_argument("--models", default="all", help="one model (name or alias) instead of all")
+    p.add_argument("--reference", default="leaderboards/ci/reference.csv")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_drift)
+
     p = sub.add_parser("synth", help="generate the synthetic corpus")
     p.add_argument("--preset", default="small", choices=["tiny", "small", "vocaset"])
     p.add_argument("--out", required=True, help="output folder (new or empty)")
@@ -90,6 +178,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # Lightning's device and tip messages say nothing a benchmark user needs
+        import lightning.pytorch  # noqa: F401  (it sets its loggers' levels when imported)
+
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers|litlogger|litmodels).*")
     try:
         args.func(args)
     except FacebenchError as exc:

@@ -68,6 +68,7 @@ class FaceDataModule(L.LightningDataModule):
         batch_size: clips per training batch; evaluation runs one clip at a time.
         skip_bad: skip clips that fail validation (logged and listed in `skipped`) instead of raising.
         max_train_clips: use only the first n training clips (profiles for quick runs).
+        with_deterministic: attach each clip's deterministic part (synthetic corpora; the oracle).
     """
 
     def __init__(
@@ -79,13 +80,14 @@ class FaceDataModule(L.LightningDataModule):
         skip_bad: bool = False,
         max_train_clips: int | None = None,
         seed: int = 0,
+        with_deterministic: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.preset = get_preset(dataset)
         self.root = root
         self.batch_size, self.num_workers, self.skip_bad = batch_size, num_workers, skip_bad
-        self.max_train_clips, self.seed = max_train_clips, seed
+        self.max_train_clips, self.seed, self.with_deterministic = max_train_clips, seed, with_deterministic
         self._format: FaceFormerFormat | None = None
         self.datasets: dict[str, ClipDataset] = {}
 
@@ -98,6 +100,22 @@ class FaceDataModule(L.LightningDataModule):
     @property
     def n_vertices(self) -> int:
         return self.reader.n_vertices
+
+    @property
+    def n_styles(self) -> int:
+        return len(self.preset.train_subjects)
+
+    @property
+    def fps(self) -> float:
+        return self.preset.fps
+
+    @property
+    def period(self) -> int:
+        return self.preset.period
+
+    @property
+    def audio_per_frame(self) -> int:
+        return self.preset.audio_per_frame
 
     @property
     def test_split_names(self) -> tuple[str, ...]:
@@ -120,7 +138,9 @@ class FaceDataModule(L.LightningDataModule):
     def reader(self) -> FaceFormerFormat:
         """The dataset folder's reader, opened (and its templates checked) on first use."""
         if self._format is None:
-            self._format = FaceFormerFormat(resolve_root(self.preset, self.root), self.preset, self.skip_bad)
+            self._format = FaceFormerFormat(
+                resolve_root(self.preset, self.root), self.preset, self.skip_bad, self.with_deterministic
+            )
         return self._format
 
     def split_dataset(self, split: str) -> ClipDataset:

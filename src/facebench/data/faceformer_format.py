@@ -69,10 +69,11 @@ def load_pickle(path: Path) -> object:
 class FaceFormerFormat:
     """Indexes and loads the clips of one dataset folder according to its preset."""
 
-    def __init__(self, root: str | Path, preset: DatasetPreset, skip_bad: bool = False):
+    def __init__(self, root: str | Path, preset: DatasetPreset, skip_bad: bool = False, with_deterministic: bool = False):
         self.root = Path(root)
         self.preset = preset
         self.skip_bad = skip_bad
+        self.with_deterministic = with_deterministic
         self.skipped: list[str] = []
         if not self.root.is_dir():
             raise DataError(self.root, f"the {preset.name} dataset folder", "no such folder", hint=f"{LAYOUT}\nget it: {preset.source}")
@@ -168,6 +169,11 @@ class FaceFormerFormat:
                 self._bad(exc)
         return entries
 
+    def entry(self, name: str) -> ClipEntry:
+        """One clip by name, whatever its split."""
+        subject, sentence = parse_name(name)
+        return self._entry(self.root / "vertices_npy" / f"{name}.npy", subject, sentence)
+
     def _bad(self, error: DataError) -> None:
         if not self.skip_bad:
             raise error
@@ -224,6 +230,17 @@ class FaceFormerFormat:
             **extra,
         )
 
+    def _deterministic(self, entry: ClipEntry, n_frames: int) -> torch.Tensor:
+        """The synthetic corpus' predictable part: template + stored blendshape weights · blendshapes."""
+        path = self.root / "deterministic" / f"{entry.name}.npy"
+        if not path.is_file() or not (self.root / "blendshapes.npy").is_file():
+            raise DataError(path, "the deterministic part of the clip (synthetic corpora only)", "no such file")
+        weights = np.load(path)[:: self.preset.subsample]
+        if len(weights) != n_frames:
+            raise DataError(path, f"{n_frames} frames", f"{len(weights)}")
+        offsets = np.einsum("tk,kvc->tvc", weights, np.load(self.root / "blendshapes.npy"))
+        return torch.from_numpy((self.templates[entry.subject] + offsets).astype(np.float32))
+
     def _extras(self, entry: ClipEntry, n_frames: int) -> dict:
         extra: dict = {}
         labels = self.root / "phonemes" / f"{entry.name}.npy"
@@ -232,6 +249,8 @@ class FaceFormerFormat:
             if phonemes.shape != (n_frames,):
                 raise DataError(labels, f"one label per frame, shape ({n_frames},)", f"shape {phonemes.shape}")
             extra["phonemes"] = torch.from_numpy(phonemes.astype(np.int64))
+        if self.with_deterministic:
+            extra["deterministic"] = self._deterministic(entry, n_frames)
         if self.metadata is not None and entry.name in self.metadata.index:
             row = self.metadata.loc[entry.name]
             for key in ("emotion", "intensity"):

@@ -26,6 +26,7 @@ class Sequence:
     intensity: int | None = None
     phonemes: torch.Tensor | None = None  # (T,) int64 label per frame
     text: str | None = None
+    deterministic: torch.Tensor | None = None  # (T, V, 3) synthetic data only: the predictable part
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Batch:
     intensity: torch.Tensor | None = None
     phonemes: torch.Tensor | None = None  # (B, T)
     texts: list[str | None] = field(default_factory=list)
+    deterministic: torch.Tensor | None = None  # (B, T, V, 3)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -76,7 +78,20 @@ class Batch:
             intensity=None if self.intensity is None else int(self.intensity[i]),
             phonemes=None if self.phonemes is None else self.phonemes[i, :t],
             text=self.texts[i] if self.texts else None,
+            deterministic=None if self.deterministic is None else self.deterministic[i, :t],
         )
+
+    def repeat(self, n: int) -> Batch:
+        """The batch n times over (clip order: all clips, then all clips again...), e.g. one copy per style."""
+        values = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                value = value.repeat(n, *([1] * (value.ndim - 1)))
+            elif isinstance(value, list):
+                value = value * n
+            values[f.name] = value
+        return replace(self, **values)
 
 
 def frame_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -115,4 +130,7 @@ def collate(sequences: list[Sequence]) -> Batch:
         intensity=optional_ints("intensity"),
         phonemes=phonemes,
         texts=[s.text for s in sequences],
+        deterministic=pad_sequence([s.deterministic for s in sequences], batch_first=True)
+        if all(s.deterministic is not None for s in sequences)
+        else None,
     )

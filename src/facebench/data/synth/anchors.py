@@ -7,26 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from facebench.data.datamodule import FaceDataModule
 from facebench.metrics import ConditionedMetrics
 
 ANCHORS_FILE = "anchors.json"
 
 
-def oracle_vertices(root: Path, clip: str, template: torch.Tensor) -> torch.Tensor:
-    """The deterministic part of a clip, (T, V, 3): the template plus its stored blendshape weights."""
-    weights = np.load(Path(root) / "deterministic" / f"{clip}.npy")
-    blendshapes = np.load(Path(root) / "blendshapes.npy")
-    return template + torch.from_numpy(np.einsum("tk,kvc->tvc", weights, blendshapes))
-
-
 def anchor_metrics(root: Path, dataset: str, splits: tuple[str, ...] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """{split: {"template": metrics, "oracle": metrics}}. Neither anchor uses a style, so one
     condition stands for all and the unseen-speaker average equals it."""
-    data = FaceDataModule(dataset, root=str(root))
+    data = FaceDataModule(dataset, root=str(root), with_deterministic=True)
     regions = data.regions()
     result = {}
     for split in splits or ("val", *data.test_split_names):
@@ -36,7 +26,7 @@ def anchor_metrics(root: Path, dataset: str, splits: tuple[str, ...] | None = No
             clip = clips[i]
             template = clip.template.expand_as(clip.vertices)
             anchors["template"].update([template], clip.vertices, clip.template)
-            anchors["oracle"].update([oracle_vertices(root, clip.name, clip.template)], clip.vertices, clip.template)
+            anchors["oracle"].update([clip.deterministic], clip.vertices, clip.template)
         result[split] = {name: metrics.compute() for name, metrics in anchors.items()}
     return result
 

@@ -35,7 +35,7 @@ from facebench.data.synth.motion import (
 )
 from facebench.data.synth.speech import INVENTORY, SAMPLE_RATE, VISEME_OF_PHONEME, VISEMES, Voice, make_sentence, pitch_track, synthesise, timeline
 
-VERSION = "1"
+VERSION = "1"  # bump on any change to what the generator writes: the cache is keyed by it
 TRAIN_SENTENCES, VAL_SENTENCES, TEST_SENTENCES = (1, 32), (33, 36), (37, 40)
 REGION_FILES = ("lve", "fdd", "eve")
 

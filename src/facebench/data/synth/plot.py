@@ -12,10 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
-import torch  # noqa: E402
 
-from facebench.data.faceformer_format import load_pickle  # noqa: E402
-from facebench.data.synth.anchors import oracle_vertices  # noqa: E402
+from facebench.data.datamodule import FaceDataModule  # noqa: E402
+from facebench.data.synth.generator import synth_dataset_name  # noqa: E402
 
 
 def read_region(root: Path, name: str) -> np.ndarray:
@@ -27,8 +26,8 @@ def plot_clip(root: str | Path, clip: str, out: str | Path) -> Path:
     card = json.loads((root / "card.json").read_text())
     audio, sr = soundfile.read(root / "wav" / f"{clip}.wav")
     vertices = np.load(root / "vertices_npy" / f"{clip}.npy").reshape(-1, card["n_vertices"], 3)
-    subject = clip.rsplit("_", 1)[0]
-    oracle = oracle_vertices(root, clip, torch.from_numpy(load_pickle(root / "templates.pkl")[subject])).numpy()
+    data = FaceDataModule(synth_dataset_name(card["config"]["preset"]), root=str(root), with_deterministic=True)
+    oracle = data.reader.load(data.reader.entry(clip)).deterministic.numpy()
     phonemes = np.load(root / "phonemes" / f"{clip}.npy")
     faces = np.load(root / "faces.npy")
     upper, lower = read_region(root, "upper_lip"), read_region(root, "lower_lip")

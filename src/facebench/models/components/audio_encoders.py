@@ -21,20 +21,24 @@ PRETRAINED_NAMES = {"wav2vec2": "facebook/wav2vec2-base-960h", "hubert": "facebo
 
 
 class AudioEncoder(nn.Module):
-    """Base: subclasses implement `encode_clip` (1, N) -> (1, F, C) at about 50 Hz."""
+    """Base: subclasses implement `encode_clip` (1, N) -> (1, F, C) at about 50 Hz, or override
+    `encode_aligned` to align at another depth."""
 
     output_dim: int
 
     def encode_clip(self, audio: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def encode_aligned(self, audio: torch.Tensor, n_frames: int, audio_per_frame: int) -> torch.Tensor:
+        """(1, N) audio -> (1, n_frames * audio_per_frame, C)."""
+        return align_features(self.encode_clip(audio), n_frames, audio_per_frame)
+
     def forward(
         self, audio: torch.Tensor, audio_lengths: torch.Tensor, frame_lengths: torch.Tensor, audio_per_frame: int = 1
     ) -> torch.Tensor:
         aligned = []
         for clip, n_samples, n_frames in zip(audio, audio_lengths.tolist(), frame_lengths.tolist()):
-            features = self.encode_clip(clip[None, :n_samples])
-            aligned.append(align_features(features, n_frames, audio_per_frame)[0])
+            aligned.append(self.encode_aligned(clip[None, :n_samples], n_frames, audio_per_frame)[0])
         return pad_sequence(aligned, batch_first=True)
 
 
@@ -69,6 +73,16 @@ class PretrainedSpeechEncoder(AudioEncoder):
     def encode_clip(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model(audio).last_hidden_state
 
+    def encode_aligned(self, audio: torch.Tensor, n_frames: int, audio_per_frame: int) -> torch.Tensor:
+        """As FaceFormer: the CNN features are aligned to the mesh frames before the projection and
+        the transformer layers, so the transformer runs at the mesh rate (x audio_per_frame)."""
+        model = self.model
+        features = align_features(model.feature_extractor(audio).transpose(1, 2), n_frames, audio_per_frame)
+        projected = model.feature_projection(features)
+        hidden = projected[0] if isinstance(projected, tuple) else projected  # wav2vec2 returns a pair
+        hidden = model._mask_hidden_states(hidden)  # SpecAugment masking in train mode, as upstream
+        return model.encoder(hidden)[0]
+
 
 def load_pretrained(model_class, name_or_path: str):
     """`from_pretrained` from a local folder or the HF cache, with a clear message when offline."""
@@ -88,9 +102,14 @@ def load_pretrained(model_class, name_or_path: str):
 
 
 class LogMelEncoder(AudioEncoder):
-    """Log-mel spectrogram at 50 Hz (25 ms window, 20 ms hop) and a small 1-D convolutional stack."""
+    """Log-mel spectrogram at 50 Hz (25 ms window, 20 ms hop) and a small 1-D convolutional stack.
 
-    def __init__(self, output_dim: int = 64, n_mels: int = 40, layers: int = 3, kernel_size: int = 5):
+    The convolutions are dilated (1, 2, 4, ...) so a few layers see about a second of speech:
+    FaceFormer's decoder attends only the audio frame aligned with each mesh frame, so all the
+    context of coarticulation has to come from the encoder, as wav2vec2's transformer gives it.
+    """
+
+    def __init__(self, output_dim: int = 64, n_mels: int = 40, layers: int = 4, kernel_size: int = 5):
         super().__init__()
         from transformers.audio_utils import mel_filter_bank
 
@@ -102,8 +121,9 @@ class LogMelEncoder(AudioEncoder):
         self.register_buffer("mel_bank", torch.as_tensor(bank, dtype=torch.float32), persistent=False)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
         blocks, width = [], n_mels
-        for _ in range(layers):
-            blocks += [nn.Conv1d(width, output_dim, kernel_size, padding=kernel_size // 2), nn.GELU()]
+        for i in range(layers):
+            dilation = 2**i
+            blocks += [nn.Conv1d(width, output_dim, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation), nn.GELU()]
             width = output_dim
         self.convs = nn.Sequential(*blocks)
         self.output_dim = output_dim

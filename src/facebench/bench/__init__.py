@@ -1,0 +1,1 @@
+"""The bench pipeline: resolved configs, runs (fit stages, test, cost), leaderboards and drift."""

@@ -1,0 +1,109 @@
+"""Benchmark configuration from `benchmarks/`: one YAML per model (LightningCLI-style
+`class_path`/`init_args`, aliases, variants, overrides by profile and dataset) and one per profile
+(trainer and datamodule arguments). The resolved config is saved with every run and hashed into
+its leaderboard rows."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from facebench.errors import FacebenchError
+
+PROFILES = ("ci", "quick", "full")
+
+
+def benchmarks_dir() -> Path:
+    """$FACEBENCH_BENCHMARKS, else the repository's benchmarks/ (editable install), else ./benchmarks."""
+    if "FACEBENCH_BENCHMARKS" in os.environ:
+        return Path(os.environ["FACEBENCH_BENCHMARKS"])
+    repo = Path(__file__).resolve().parents[3] / "benchmarks"
+    return repo if repo.is_dir() else Path("benchmarks")
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    raw: dict
+
+    @property
+    def aliases(self) -> list[str]:
+        return list(self.raw.get("aliases", []))
+
+    @property
+    def variants(self) -> list[str]:
+        return ["", *self.raw.get("variants", {})]
+
+    def applies_to(self, dataset: str) -> bool:
+        return not self.raw.get("synthetic_only") or dataset.startswith("synth")
+
+    def resolve(self, dataset: str, profile: str, variant: str = "") -> dict:
+        """Model section after the profile/dataset overrides and the variant, in that order."""
+        resolved = {"model": copy.deepcopy(self.raw["model"])}
+        for override in self.raw.get("overrides", []):
+            if override.get("profile", profile) == profile and override.get("dataset", dataset) == dataset:
+                resolved = deep_merge(resolved, {k: v for k, v in override.items() if k not in ("profile", "dataset")})
+        if variant:
+            resolved = deep_merge(resolved, self.raw["variants"][variant])
+        return resolved
+
+
+def model_specs() -> dict[str, ModelSpec]:
+    folder = benchmarks_dir() / "models"
+    specs = {}
+    for path in sorted(folder.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text())
+        specs[raw["name"]] = ModelSpec(raw["name"], raw)
+    if not specs:
+        raise FacebenchError(f"{folder}: expected model configs (*.yaml), found none")
+    return specs
+
+
+def resolve_models(name: str, dataset: str) -> list[ModelSpec]:
+    """A model by name or alias, or `all` (every model that applies to the dataset)."""
+    specs = model_specs()
+    if name == "all":
+        return [s for s in specs.values() if s.applies_to(dataset)]
+    for spec in specs.values():
+        if name == spec.name or name in spec.aliases:
+            if not spec.applies_to(dataset):
+                raise FacebenchError(f"model '{spec.name}' runs on synthetic corpora only, not on '{dataset}'")
+            return [spec]
+    known = ", ".join(f"{s.name} ({', '.join(s.aliases)})" if s.aliases else s.name for s in specs.values())
+    raise FacebenchError(f"model '{name}': expected one of {known}, or all")
+
+
+def load_profile(profile: str) -> dict:
+    path = benchmarks_dir() / "profiles" / f"{profile}.yaml"
+    if not path.is_file():
+        raise FacebenchError(f"profile '{profile}': expected one of {', '.join(PROFILES)} ({path} not found)")
+    return yaml.safe_load(path.read_text())
+
+
+def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str = "") -> dict:
+    """The whole run config: model, trainer, data, identity."""
+    config = deep_merge(load_profile(profile), spec.resolve(dataset, profile, variant))
+    config.update(model_name=spec.name, variant=variant, dataset=dataset, profile=profile, seed=seed)
+    return config
+
+
+def config_hash(config: dict) -> str:
+    """Hash of everything but the seed, so seeds of one config group together."""
+    stripped = {k: v for k, v in config.items() if k != "seed"}
+    return hashlib.sha256(json.dumps(stripped, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,57 @@
+"""`facebench drift`: run the `ci` profile of every model on the tiny synthetic corpus, on the CPU
+and deterministically, and compare each metric with `leaderboards/ci/reference.csv` under the
+per-metric tolerances of `benchmarks/drift.yaml`."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from facebench.bench.config import benchmarks_dir, resolve_models
+from facebench.bench.leaderboard import METRICS
+
+DATASET, PROFILE, SEED = "synth-tiny", "ci", 0
+KEY = ["model", "variant", "split"]
+
+
+def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame:
+    from facebench.bench.runner import run_one
+
+    rows = []
+    with tempfile.TemporaryDirectory() as runs:
+        for spec in resolve_models(models, DATASET):
+            for variant in spec.variants:
+                rows += run_one(spec, DATASET, PROFILE, SEED, variant, leaderboards=None, runs=Path(runs), progress=progress)
+    table = pd.DataFrame(rows)
+    return table[KEY + [m for m in METRICS if m in table]]
+
+
+def load_tolerances(path: Path | None = None) -> dict[str, dict[str, float]]:
+    raw = yaml.safe_load((path or benchmarks_dir() / "drift.yaml").read_text())
+    default = raw.get("default", {"rtol": 0.0, "atol": 0.0})
+    return {m: {**default, **raw.get("metrics", {}).get(m, {})} for m in METRICS}
+
+
+def compare(current: pd.DataFrame, reference: pd.DataFrame, tolerances: dict[str, dict[str, float]]) -> list[dict]:
+    """Every metric outside its tolerance, and every row present on one side only."""
+    key = lambda frame: frame.assign(variant=frame["variant"].fillna("")).set_index(KEY)  # noqa: E731
+    cur, ref = key(current), key(reference)
+    drifted = []
+    for index in cur.index.union(ref.index):
+        if index not in ref.index or index not in cur.index:
+            drifted.append({**dict(zip(KEY, index)), "metric": "*", "reference": "missing" if index not in ref.index else "present",
+                            "current": "missing" if index not in cur.index else "present", "difference": ""})  # fmt: skip
+            continue
+        for metric, tol in tolerances.items():
+            if metric not in cur.columns or metric not in ref.columns:
+                continue
+            a, b = cur.at[index, metric], ref.at[index, metric]
+            if pd.isna(a) and pd.isna(b):
+                continue
+            if pd.isna(a) or pd.isna(b) or abs(a - b) > tol["atol"] + tol["rtol"] * abs(b):
+                drifted.append({**dict(zip(KEY, index)), "metric": metric, "reference": b, "current": a,
+                                "difference": (a - b) / abs(b) if b and not pd.isna(a) else float("nan")})  # fmt: skip
+    return drifted

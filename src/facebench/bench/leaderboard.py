@@ -1,0 +1,189 @@
+"""Leaderboard CSVs: appends that are atomic and locked, so runs that are interrupted or run at the
+same time never lose or corrupt a row; and their rendering as tables and charts."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from filelock import FileLock
+
+IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
+METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "frames_dropped"]
+COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "peak_memory_mb", "device", "precision"]
+PROVENANCE = ["protocol", "config_hash", "checkpoint", "region_set", "audio_encoder", "official_code", "run_dir"]
+COLUMNS = IDENTITY + METRICS + COST + PROVENANCE
+
+
+def leaderboard_path(folder: str | Path, dataset: str) -> Path:
+    return Path(folder) / f"{dataset}.csv"
+
+
+def read_rows(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def append_rows(path: str | Path, rows: list[dict]) -> None:
+    """Append under a lock: read, add, write a temporary file beside it, rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        existing = read_rows(path)
+        new = pd.DataFrame(rows)
+        extra = [c for c in list(existing.columns) + list(new.columns) if c not in COLUMNS]
+        columns = COLUMNS + list(dict.fromkeys(extra))
+        frames = [f for f in (existing, new) if len(f)]
+        table = pd.concat(frames, ignore_index=True) if frames else new
+        table = table.reindex(columns=columns)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", newline="") as f:
+                table.to_csv(f, index=False)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+ANCHORS = ("template", "oracle")
+GROUP = ["model", "variant", "profile", "config_hash"]
+SHOWN = ["lve", "fdd", "mve", "eve", "diversity"]
+
+
+def display_scale(dataset: str) -> dict[str, float]:
+    import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
+    from facebench.data.presets import get_preset
+
+    try:
+        return get_preset(dataset).display_scale
+    except Exception:  # a custom dataset no longer on disk: raw units
+        return {}
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per model configuration: mean, std and count over seeds of each metric."""
+    rows = rows.copy()
+    rows["variant"] = rows["variant"].fillna("")
+    metrics = [m for m in SHOWN if m in rows.columns and rows[m].notna().any()]
+    grouped = rows.groupby(GROUP, dropna=False, sort=False)
+    table = grouped[metrics].agg(["mean", "std"])
+    table.columns = [f"{m}_{stat}" for m, stat in table.columns]
+    table["n"] = grouped.size()
+    table["rtf"] = grouped["rtf"].mean() if "rtf" in rows else None
+    table["params"] = grouped["params"].max() if "params" in rows else None
+    return table.reset_index()
+
+
+def add_skill(table: pd.DataFrame) -> pd.DataFrame:
+    """Skill on LVE: (template - model) / (template - oracle), 0 for the template, 1 for the oracle."""
+    anchors = {name: table.loc[table["model"] == name, "lve_mean"] for name in ANCHORS}
+    if any(a.empty for a in anchors.values()):
+        return table
+    template, oracle = float(anchors["template"].iloc[0]), float(anchors["oracle"].iloc[0])
+    table["skill"] = (template - table["lve_mean"]) / (template - oracle)
+    return table
+
+
+def best_rows(table: pd.DataFrame) -> dict[str, int]:
+    """Index of the best non-anchor line per metric (FDD: closest to zero; diversity: highest)."""
+    candidates = table[~table["model"].isin(ANCHORS)]
+    best = {}
+    for metric in SHOWN:
+        column = f"{metric}_mean"
+        if column not in candidates or candidates[column].isna().all():
+            continue
+        values = candidates[column].abs() if metric == "fdd" else candidates[column]
+        best[metric] = int(values.idxmax() if metric == "diversity" else values.idxmin())
+    return best
+
+
+def format_metric(row: pd.Series, metric: str, scale: float) -> str:
+    mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
+    if pd.isna(mean):
+        return ""
+    text = f"{mean / scale:.4g}"
+    if row["n"] > 1 and not pd.isna(std):
+        text += f" ± {std / scale:.2g}"
+    return text
+
+
+def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str], list[list[str]], dict[str, int]]]:
+    """Per split: header, formatted lines and which cells are best (for bold)."""
+    scale = display_scale(dataset)
+    result = {}
+    for split, part in rows.groupby("split", sort=True):
+        table = add_skill(summarise(part))
+        metrics = [m for m in SHOWN if f"{m}_mean" in table and table[f"{m}_mean"].notna().any()]
+        header = ["model", "variant", "profile", "n"] + [f"{m.upper()} ×{scale[m]:g}" if m in scale else m.upper() for m in metrics]
+        header += ["skill"] if "skill" in table else []
+        header += ["RTF", "params"]
+        lines = []
+        for _, row in table.iterrows():
+            line = [row["model"], row["variant"], row["profile"], str(int(row["n"]))]
+            line += [format_metric(row, m, scale.get(m, 1.0)) for m in metrics]
+            if "skill" in table:
+                line.append(f"{row['skill']:.3f}")
+            line += [f"{row['rtf']:.3g}" if pd.notna(row["rtf"]) else "", f"{int(row['params']):,}" if pd.notna(row["params"]) else ""]
+            lines.append(line)
+        best = {header[4 + metrics.index(m)]: i for m, i in best_rows(table).items() if m in metrics}
+        result[split] = (header, lines, best)
+    return result
+
+
+def chart(dataset: str, rows: pd.DataFrame, out: Path) -> Path:
+    """Grouped bars of LVE per model and split (display scale), error bars the spread over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scale = display_scale(dataset).get("lve", 1.0)
+    rows = rows.assign(label=rows["model"] + rows["variant"].fillna("").map(lambda v: f" ({v})" if v else "") + " / " + rows["profile"])
+    stats = rows.groupby(["label", "split"])["lve"].agg(["mean", "std"]).reset_index()
+    labels, splits = list(dict.fromkeys(stats["label"])), sorted(stats["split"].unique())
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) * len(splits)), 3.6), constrained_layout=True)
+    width = 0.8 / len(splits)
+    for k, split in enumerate(splits):
+        part = stats[stats["split"] == split].set_index("label").reindex(labels)
+        ax.bar([i + k * width for i in range(len(labels))], part["mean"] / scale, width, yerr=part["std"].fillna(0) / scale, label=split, capsize=2)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(f"LVE ×{scale:g} (lower is better)")
+    ax.set_title(f"{dataset}: lip vertex error by model")
+    ax.legend(fontsize=8)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def render(folder: str | Path = "leaderboards") -> str:
+    """Write `<folder>/README.md` and one PNG chart per dataset; returns the markdown."""
+    folder = Path(folder)
+    parts = ["# facebench leaderboards", "",
+             "Rendered by `facebench leaderboard` from the CSVs in this folder. Metrics in the dataset's display",
+             "scale (raw values in the CSVs); mean ± spread over seeds with their count `n`; the best model per",
+             "column in bold; `template` and `oracle` are the anchors, and on synthetic data `skill` is",
+             "(template − model) / (template − oracle) on LVE. RTF: compute seconds per second of audio, batch 1.", ""]  # fmt: skip
+    for path in sorted(folder.glob("*.csv")):
+        rows = read_rows(path)
+        if rows.empty:
+            continue
+        dataset = path.stem
+        parts += [f"## {dataset}", "", f"![{dataset}]({chart(dataset, rows, folder / f'{dataset}.png').name})", ""]
+        for split, (header, lines, best) in split_tables(dataset, rows).items():
+            parts += [f"### {dataset} / {split}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            for i, line in enumerate(lines):
+                cells = [f"**{c}**" if best.get(header[j]) == i and c else c for j, c in enumerate(line)]
+                parts.append("| " + " | ".join(cells) + " |")
+            parts.append("")
+    markdown = "\n".join(parts)
+    (folder / "README.md").write_text(markdown)
+    return markdown

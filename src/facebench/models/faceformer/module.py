@@ -1,0 +1,80 @@
+"""FaceFormer training and generation under Lightning. See CARD.md for every choice and its source."""
+
+from __future__ import annotations
+
+import torch
+
+from facebench.data.sequence import Batch
+from facebench.models.base import TalkingFaceModule
+from facebench.models.components.audio_encoders import build_audio_encoder
+from facebench.models.components.losses import masked_mse
+from facebench.models.faceformer.network import FaceFormerNetwork
+
+
+class FaceFormer(TalkingFaceModule):
+    """FaceFormer (Fan et al., CVPR 2022).
+
+    Args:
+        feature_dim: d of the decoder (official: 64 VOCASET, 128 BIWI).
+        audio_encoder: `build_audio_encoder` arguments, e.g. {"name": "wav2vec2", "checkpoint": DIR}.
+        teacher_forcing: train from ground-truth previous frames (False: autoregressive, official).
+        incremental_training: for autoregressive training, decode each frame from cached keys and
+            values (same outputs as the official full re-decoding; dropout masks are drawn once per
+            frame instead of once per frame and step).
+        n_heads, n_layers, dropout: decoder shape (official: 4, 1, 0.1).
+        offset_scale: the unit the network sees offsets in (dataset units per network unit). 1.0 is
+            the official model; 1e-3 on metre-scale data (VOCASET, synth) lets a learning rate of
+            1e-3 train in the few hundred steps of the CPU profiles without the first Adam steps
+            throwing the zero-initialised output centimetres off. [ours]
+        detach_feedback: in autoregressive training, no gradient through the fed-back frames. [ours]
+    """
+
+    def __init__(
+        self,
+        n_vertices: int,
+        n_styles: int,
+        fps: float = 30,
+        period: int = 30,
+        audio_per_frame: int = 1,
+        lr: float = 1e-4,
+        feature_dim: int = 64,
+        audio_encoder: dict | None = None,
+        teacher_forcing: bool = False,
+        incremental_training: bool = True,
+        n_heads: int = 4,
+        n_layers: int = 1,
+        dropout: float = 0.1,
+        offset_scale: float = 1.0,
+        detach_feedback: bool = False,
+    ):
+        super().__init__(n_vertices, n_styles, fps, period, audio_per_frame, lr)
+        self.offset_scale, self.detach_feedback = offset_scale, detach_feedback
+        self.save_hyperparameters()
+        encoder = build_audio_encoder(**(audio_encoder or {"name": "logmel"}))
+        self.network = FaceFormerNetwork(encoder, n_vertices, n_styles, feature_dim, period, audio_per_frame, n_heads, n_layers, dropout)
+        self.teacher_forcing, self.incremental_training = teacher_forcing, incremental_training
+
+    def target_offsets(self, batch: Batch) -> torch.Tensor:
+        """Ground-truth offsets from the template in network units, (B, T, V*3)."""
+        return (batch.vertices - batch.templates[:, None]).flatten(2) / self.offset_scale
+
+    def offsets(self, batch: Batch, teacher_forcing: bool) -> torch.Tensor:
+        """Predicted offsets from the template in network units, (B, T, V*3)."""
+        features = self.network.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
+        one_hot = self.style_one_hot(batch.style)
+        if teacher_forcing:
+            return self.network.teacher_forced(features, self.target_offsets(batch), one_hot)
+        incremental = self.incremental_training or not self.training
+        return self.network.autoregressive(features, batch.vertices.shape[1], one_hot, incremental, self.detach_feedback and self.training)
+
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        # Validation scores teacher-forced, as the official code; training as configured.
+        teacher_forcing = self.teacher_forcing or not self.training
+        predicted = self.offsets(batch, teacher_forcing)
+        return {"loss": masked_mse(predicted, self.target_offsets(batch), batch.frame_lengths) * self.offset_scale**2}
+
+    def to_vertices(self, batch: Batch, offsets: torch.Tensor) -> torch.Tensor:
+        return batch.templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
+
+    def generate(self, batch: Batch) -> torch.Tensor:
+        return self.to_vertices(batch, self.offsets(batch, teacher_forcing=False))

@@ -1,0 +1,158 @@
+"""FaceFormer as a plain torch module, following the official code (EvelynFan/FaceFormer
+`faceformer.py`): same parameters and names, same outputs for the same weights and inputs.
+
+Additions users need, none of which changes the outputs: batches of clips with different lengths
+(the causal bias and the alignment mask already keep each real frame away from padding; the loss is
+masked), clips of any length (no 600-frame cap), and incremental decoding, in which each new frame
+attends cached keys and values instead of re-running the decoder over the whole past.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facebench.models.components.audio_encoders import AudioEncoder
+from facebench.models.components.periodic import PeriodicPositionalEncoding, alignment_mask, periodic_bias_mask
+
+
+class IncrementalDecoder(nn.TransformerDecoder):
+    """FaceFormer's decoder, an `nn.TransformerDecoder` of post-norm `nn.TransformerDecoderLayer`s
+    (so official weights load as they are), with a `step` that decodes one new frame from cached
+    keys and values."""
+
+    def __init__(self, d_model: int, n_heads: int, n_layers: int = 1, feedforward: int | None = None, dropout: float = 0.1):
+        layer = nn.TransformerDecoderLayer(d_model, n_heads, feedforward or 2 * d_model, dropout=dropout, batch_first=True)
+        super().__init__(layer, num_layers=n_layers)
+        self.n_heads = n_heads
+
+    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, tgt_mask: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        """All frames at once. tgt_mask: (heads, T, T) float, memory_mask: (T, S) bool."""
+        # The (heads, T, T) bias is per head; nn.MultiheadAttention wants (batch * heads, T, T).
+        return super().forward(tgt, memory, tgt_mask=tgt_mask.repeat(tgt.shape[0], 1, 1), memory_mask=memory_mask)
+
+    # -- incremental decoding --------------------------------------------------------------------
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+    def _attend(self, attn: nn.MultiheadAttention, q, k, v, mask: torch.Tensor) -> torch.Tensor:
+        p = attn.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return attn.out_proj(out.transpose(1, 2).flatten(2))
+
+    def start(self, memory: torch.Tensor) -> list[dict]:
+        """A cache per layer: the memory's keys and values (computed once) and empty self-attention ones."""
+        cache = []
+        for layer in self.layers:
+            w, b = layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias
+            d = w.shape[1]
+            k = self._heads(F.linear(memory, w[d : 2 * d], b[d : 2 * d]))
+            v = self._heads(F.linear(memory, w[2 * d :], b[2 * d :]))
+            cache.append({"memory_k": k, "memory_v": v, "k": None, "v": None})
+        return cache
+
+    def step(self, x: torch.Tensor, cache: list[dict], self_bias: torch.Tensor, memory_blocked: torch.Tensor) -> torch.Tensor:
+        """Decode one frame. x: (B, 1, d); self_bias: (heads, 1, t+1) row of the bias mask;
+        memory_blocked: (1, S) bool row of the alignment mask."""
+        memory_mask = torch.zeros(memory_blocked.shape, dtype=x.dtype, device=x.device).masked_fill(memory_blocked, float("-inf"))
+        for layer, c in zip(self.layers, cache):
+            d = x.shape[-1]
+            w, b = layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias
+            q = self._heads(F.linear(x, w[:d], b[:d]))
+            k = self._heads(F.linear(x, w[d : 2 * d], b[d : 2 * d]))
+            v = self._heads(F.linear(x, w[2 * d :], b[2 * d :]))
+            c["k"] = k if c["k"] is None else torch.cat([c["k"], k], dim=2)
+            c["v"] = v if c["v"] is None else torch.cat([c["v"], v], dim=2)
+            x = layer.norm1(x + layer.dropout1(self._attend(layer.self_attn, q, c["k"], c["v"], self_bias[None].to(x.dtype))))
+            wq, bq = layer.multihead_attn.in_proj_weight[:d], layer.multihead_attn.in_proj_bias[:d]
+            q = self._heads(F.linear(x, wq, bq))
+            x = layer.norm2(x + layer.dropout2(self._attend(layer.multihead_attn, q, c["memory_k"], c["memory_v"], memory_mask)))
+            x = layer.norm3(x + layer.dropout3(layer.linear2(layer.dropout(layer.activation(layer.linear1(x))))))
+        return x
+
+
+class FaceFormerNetwork(nn.Module):
+    """Audio (B, N) + template + style -> vertex offsets (B, T, V*3).
+
+    Parameter names follow the official model: audio_feature_map, vertice_map, vertice_map_r,
+    obj_vector, PPE, transformer_decoder.
+    """
+
+    def __init__(
+        self,
+        audio_encoder: AudioEncoder,
+        n_vertices: int,
+        n_styles: int,
+        feature_dim: int = 64,
+        period: int = 30,
+        audio_per_frame: int = 1,
+        n_heads: int = 4,
+        n_layers: int = 1,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        self.audio_encoder = audio_encoder
+        self.audio_per_frame, self.n_heads, self.period = audio_per_frame, n_heads, period
+        vertice_dim = 3 * n_vertices
+        self.audio_feature_map = nn.Linear(audio_encoder.output_dim, feature_dim)
+        self.vertice_map = nn.Linear(vertice_dim, feature_dim)
+        self.PPE = PeriodicPositionalEncoding(feature_dim, period, dropout)
+        self.transformer_decoder = IncrementalDecoder(feature_dim, n_heads, n_layers, 2 * feature_dim, dropout)
+        self.vertice_map_r = nn.Linear(feature_dim, vertice_dim)
+        nn.init.constant_(self.vertice_map_r.weight, 0)
+        nn.init.constant_(self.vertice_map_r.bias, 0)
+        self.obj_vector = nn.Linear(n_styles, feature_dim, bias=False)
+
+    def load_official_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Weights saved by the official code (EvelynFan/FaceFormer), whose audio encoder is a
+        Wav2Vec2Model subclass stored at `audio_encoder.*` (ours wraps it at `audio_encoder.model.*`)."""
+        renamed = {(f"audio_encoder.model.{k[len('audio_encoder.'):]}" if k.startswith("audio_encoder.") else k): v
+                   for k, v in state_dict.items() if k != "PPE.pe"}  # the encoding table is derived, not learnt  # fmt: skip
+        self.load_state_dict(renamed, strict=True)
+
+    def encode_audio(self, audio, audio_lengths, frame_lengths) -> torch.Tensor:
+        """(B, T * audio_per_frame, feature_dim)."""
+        return self.audio_feature_map(self.audio_encoder(audio, audio_lengths, frame_lengths, self.audio_per_frame))
+
+    def masks(self, n_frames: int, n_audio: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        bias = periodic_bias_mask(self.n_heads, n_frames, self.period).to(device)
+        return bias, alignment_mask(n_frames, n_audio, self.audio_per_frame).to(device)
+
+    def teacher_forced(self, audio_features: torch.Tensor, offsets: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+        """All frames in parallel from the ground-truth previous offsets (B, T, V*3)."""
+        style = self.obj_vector(one_hot)[:, None]
+        previous = torch.cat([torch.zeros_like(offsets[:, :1]), offsets[:, :-1]], dim=1)
+        tokens = self.PPE(self.vertice_map(previous) + style)
+        bias, blocked = self.masks(tokens.shape[1], audio_features.shape[1], tokens.device)
+        return self.vertice_map_r(self.transformer_decoder(tokens, audio_features, bias, blocked))
+
+    def autoregressive(
+        self, audio_features: torch.Tensor, n_frames: int, one_hot: torch.Tensor, incremental: bool = True, detach_feedback: bool = False
+    ) -> torch.Tensor:
+        """Frame by frame from the style token, each next token the encoding of the last output.
+
+        `incremental=False` re-runs the decoder over the whole past at every frame, as the official
+        code does; `True` gives the same frames from cached keys and values. `detach_feedback` stops
+        gradients through the fed-back frames, so training does not backpropagate through the unroll.
+        """
+        style = self.obj_vector(one_hot)[:, None]
+        bias, blocked = self.masks(n_frames, audio_features.shape[1], audio_features.device)
+        if not incremental:
+            tokens = style
+            for t in range(n_frames):
+                out = self.transformer_decoder(self.PPE(tokens), audio_features, bias[:, : t + 1, : t + 1], blocked[: t + 1])
+                offsets = self.vertice_map_r(out)
+                tokens = torch.cat([tokens, self.vertice_map(offsets[:, -1:]) + style], dim=1)
+            return offsets
+        cache = self.transformer_decoder.start(audio_features)
+        token, outputs = style, []
+        for t in range(n_frames):
+            x = self.PPE(token, start=t)
+            out = self.transformer_decoder.step(x, cache, bias[:, t : t + 1, : t + 1], blocked[t : t + 1])
+            offset = self.vertice_map_r(out)
+            outputs.append(offset)
+            token = self.vertice_map(offset.detach() if detach_feedback else offset) + style
+        return torch.cat(outputs, dim=1)

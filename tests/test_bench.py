@@ -1,0 +1,197 @@
+"""The bench runner, leaderboards and drift check, and the learning test of FaceFormer."""
+
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from facebench.bench import leaderboard as lb
+from facebench.bench.config import ModelSpec, config_hash, model_specs, resolve, resolve_models
+from facebench.bench.drift import compare, load_tolerances
+from facebench.bench.runner import run_one
+from facebench.cli import main
+from facebench.errors import FacebenchError
+
+
+@pytest.fixture(scope="session")
+def bench_ci(synth_tiny, tmp_path_factory):
+    """The anchors and FaceFormer through the real runner, ci profile, on the tiny corpus."""
+    out = tmp_path_factory.mktemp("bench")
+    rows = []
+    for name in ("template", "oracle", "ff"):
+        (spec,) = resolve_models(name, "synth-tiny")
+        rows += run_one(spec, "synth-tiny", "ci", 0, root=str(synth_tiny), leaderboards=out / "leaderboards", runs=out / "runs", progress=False)
+    return out, pd.DataFrame(rows)
+
+
+def lve(rows, model, split):
+    return float(rows[(rows.model == model) & (rows.split == split)]["lve"].iloc[0])
+
+
+@pytest.mark.slow
+def test_faceformer_learns(bench_ci):
+    """After the ci profile, FaceFormer's lip error on held-out clips is well below the template's."""
+    _, rows = bench_ci
+    assert lve(rows, "faceformer", "test_seen") < 0.6 * lve(rows, "template", "test_seen")
+    assert lve(rows, "faceformer", "test_unseen") < 0.8 * lve(rows, "template", "test_unseen")
+    assert lve(rows, "oracle", "test_seen") < lve(rows, "faceformer", "test_seen")
+
+
+@pytest.mark.slow
+def test_rows_and_run_folder(bench_ci, synth_tiny):
+    out, rows = bench_ci
+    table = pd.read_csv(out / "leaderboards" / "synth-tiny.csv")
+    assert len(table) == 6 and set(table.split) == {"test_seen", "test_unseen"}
+    assert list(table.columns[: len(lb.COLUMNS)]) == lb.COLUMNS
+    ff = table[table.model == "faceformer"].iloc[0]
+    assert ff.params > 0 and ff.train_time_s > 0 and ff.rtf > 0 and ff.peak_memory_mb > 0 and ff.device == "cpu"
+    assert ff.audio_encoder == "logmel" and "lve=regions/lve.txt" in ff.region_set and ff.config_hash
+    unseen = table[(table.model == "faceformer") & (table.split == "test_unseen")].iloc[0]
+    assert unseen.protocol == "mean over 4 training styles" and unseen.diversity > 0
+    run = Path(ff.run_dir)
+    assert (run / "config.yaml").is_file() and (run / "metrics.json").is_file() and Path(ff.checkpoint).is_file()
+    assert len(list((run / "predictions" / "test_unseen").glob("*_condition_S01.npy"))) == 2
+    # The anchors' rows equal the anchors stored with the corpus.
+    import json
+
+    anchors = json.loads((synth_tiny / "anchors.json").read_text())
+    assert lve(rows, "oracle", "test_unseen") == pytest.approx(anchors["test_unseen"]["oracle"]["lve"], rel=1e-9)
+    assert lve(rows, "template", "test_seen") == pytest.approx(anchors["test_seen"]["template"]["lve"], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_leaderboard_renders(bench_ci, tmp_path):
+    out, _ = bench_ci
+    folder = tmp_path / "lb"
+    folder.mkdir()
+    table = pd.read_csv(out / "leaderboards" / "synth-tiny.csv")
+    # A second seed of FaceFormer, to show mean and spread.
+    second = table[table.model == "faceformer"].assign(seed=1, lve=lambda t: t.lve * 1.1)
+    pd.concat([table, second]).to_csv(folder / "synth-tiny.csv", index=False)
+    markdown = lb.render(folder)
+    assert (folder / "synth-tiny.png").stat().st_size > 5000 and "![synth-tiny](synth-tiny.png)" in markdown
+    assert "LVE ×1e-05" in markdown and "| skill |" in markdown
+    lines = [line for line in markdown.splitlines() if line.startswith("| faceformer")]
+    assert len(lines) == 2 and all("| 2 |" in line and "±" in line and "**" in line for line in lines)
+    template_line = next(line for line in markdown.splitlines() if line.startswith("| template"))
+    assert "| 0.000 |" in template_line  # skill of the template is 0, of the oracle 1
+    assert "| 1.000 |" in next(line for line in markdown.splitlines() if line.startswith("| oracle"))
+
+
+def test_config_resolution():
+    specs = model_specs()
+    assert {"template", "oracle", "faceformer"} <= set(specs)
+    ff = specs["faceformer"]
+    full_biwi = resolve(ff, "biwi", "full", 0)
+    assert full_biwi["model"]["init_args"]["feature_dim"] == 128 and full_biwi["model"]["init_args"]["audio_encoder"]["name"] == "wav2vec2"
+    assert resolve(ff, "vocaset", "full", 0)["model"]["init_args"]["feature_dim"] == 64
+    assert resolve(ff, "synth", "ci", 0)["model"]["init_args"]["audio_encoder"]["name"] == "logmel"
+    assert resolve(ff, "synth", "ci", 0)["trainer"]["deterministic"] is True
+    assert config_hash(resolve(ff, "synth", "ci", 0)) == config_hash(resolve(ff, "synth", "ci", 1))
+    assert [s.name for s in resolve_models("ff", "biwi")] == ["faceformer"]
+    assert "oracle" not in [s.name for s in resolve_models("all", "biwi")]
+    with pytest.raises(FacebenchError, match="synthetic corpora only"):
+        resolve_models("oracle", "biwi")
+    with pytest.raises(FacebenchError, match="expected one of"):
+        resolve_models("nope", "synth")
+
+
+def _append_many(args):
+    path, worker = args
+    for i in range(15):
+        lb.append_rows(path, [{"model": f"m{worker}", "seed": i, "lve": worker + i / 100}])
+
+
+def test_concurrent_appends_lose_nothing(tmp_path):
+    path = tmp_path / "board.csv"
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_append_many, [(path, w) for w in range(4)])
+    table = pd.read_csv(path)
+    assert len(table) == 60 and table.groupby("model").size().tolist() == [15] * 4
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_interrupted_append_leaves_the_board_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "board.csv"
+    lb.append_rows(path, [{"model": "a", "lve": 1.0}])
+    before = path.read_bytes()
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lb.append_rows(path, [{"model": "b", "lve": 2.0}])
+    assert path.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_interrupted_run_writes_no_row(synth_tiny, tmp_path, monkeypatch):
+    from facebench.bench import runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "fit_stages", interrupted)
+    (spec,) = resolve_models("ff", "synth-tiny")
+    with pytest.raises(KeyboardInterrupt):
+        run_one(spec, "synth-tiny", "ci", 0, root=str(synth_tiny), leaderboards=tmp_path / "lb", runs=tmp_path / "runs", progress=False)
+    assert not (tmp_path / "lb" / "synth-tiny.csv").exists()
+
+
+def test_missing_dataset_gives_one_clear_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACEBENCH_DATA", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--model", "template", "--data", "biwi", "--no-progress", "--leaderboards", str(tmp_path / "lb")])
+    assert exit_info.value.code == 2
+    out = capsys.readouterr().out
+    assert str(tmp_path / "biwi") in out and "expected layout" in out and "vertices_npy" in out and "CodeTalker" in out
+    assert "Traceback" not in out
+
+
+def test_same_seed_same_metrics(synth_tiny, tmp_path):
+    """Two runs of one config and seed give identical metrics (a short FaceFormer run)."""
+    raw = model_specs()["faceformer"].raw
+    spec = ModelSpec("faceformer", {**raw, "overrides": raw["overrides"] + [{"profile": "ci", "trainer": {"max_epochs": 2}, "data": {"max_train_clips": 8}}]})
+    runs = [run_one(spec, "synth-tiny", "ci", 3, root=str(synth_tiny), leaderboards=None, runs=tmp_path, progress=False) for _ in range(2)]
+    for a, b in zip(*runs):
+        assert {k: a[k] for k in lb.METRICS if k in a} == {k: b[k] for k in lb.METRICS if k in b}
+
+
+def test_drift_compare_flags_what_moved():
+    reference = pd.DataFrame([{"model": "m", "variant": "", "split": "s", "lve": 1.0, "fdd": 0.5, "frames_dropped": 0}])
+    tolerances = load_tolerances()
+    assert compare(reference.copy(), reference, tolerances) == []
+    moved = reference.assign(lve=1.05)
+    (row,) = compare(moved, reference, tolerances)
+    assert row["metric"] == "lve" and row["difference"] == pytest.approx(0.05)
+    extra = pd.concat([reference, reference.assign(model="new")])
+    assert compare(extra, reference, tolerances)[0]["reference"] == "missing"
+
+
+@pytest.mark.slow
+def test_drift_command_passes_and_fails_when_perturbed(synth_tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
+    cache = tmp_path / "cache" / "synth"
+    cache.mkdir(parents=True)
+    from facebench.data.synth.generator import VERSION
+
+    os.symlink(synth_tiny, cache / f"v{VERSION}-tiny-seed0")  # the corpus the tests made, as the cache
+    reference = tmp_path / "reference.csv"
+    main(["drift", "--models", "template", "--update", "--reference", str(reference), "--no-progress"])
+    main(["drift", "--models", "template", "--reference", str(reference), "--no-progress"])
+    assert "no drift" in capsys.readouterr().out
+    table = pd.read_csv(reference)
+    table.loc[0, "lve"] *= 1.1
+    table.to_csv(reference, index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["drift", "--models", "template", "--reference", str(reference), "--no-progress"])
+    assert exit_info.value.code == 1 and "lve" in capsys.readouterr().out
+
+
+def test_lightning_cli_fits_a_model(synth_tiny, tmp_path):
+    main(["fit", "--model", "FaceFormer", "--model.lr", "0.001", "--data.dataset", "synth-tiny", "--data.root", str(synth_tiny),
+          "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
+          "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    assert list(tmp_path.rglob("config.yaml")) and list(tmp_path.rglob("*.ckpt"))

@@ -1,0 +1,162 @@
+"""FaceFormer against the official definitions: temporal masks and encodings, decoder and naming,
+batching with padding, clips beyond 600 frames, and incremental decoding."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from facebench.data.sequence import Sequence, collate
+from facebench.models.components.audio_encoders import PretrainedSpeechEncoder
+from facebench.models.components.periodic import PeriodicPositionalEncoding, alibi_slopes, alignment_mask, periodic_bias_mask
+from facebench.models.faceformer import FaceFormer, FaceFormerNetwork
+
+V = 12
+
+
+def test_alibi_slopes_for_four_heads():
+    assert alibi_slopes(4) == [0.25, 0.0625, 0.015625, 0.00390625]
+
+
+def test_periodic_bias_mask_matches_the_formula():
+    mask = periodic_bias_mask(4, 70, period=30)
+    slopes = alibi_slopes(4)
+    for i, j in [(0, 0), (29, 0), (30, 0), (65, 3), (69, 69), (40, 10)]:
+        for h in range(4):
+            assert mask[h, i, j] == pytest.approx(slopes[h] * -math.floor((i - j) / 30))
+    assert torch.isinf(mask[:, 3, 4]).all() and (mask[:, 3, 4] < 0).all()
+
+
+def test_alignment_masks_for_vocaset_and_biwi():
+    one = alignment_mask(3, 3, 1)
+    assert (~one).nonzero().tolist() == [[0, 0], [1, 1], [2, 2]]
+    two = alignment_mask(3, 6, 2)
+    assert (~two).nonzero().tolist() == [[0, 0], [0, 1], [1, 2], [1, 3], [2, 4], [2, 5]]
+
+
+def official_ppe(d_model, period, max_seq_len):
+    """The official table: sinusoids of period positions, tiled to max_seq_len."""
+    pe = torch.zeros(period, d_model)
+    position = torch.arange(0, period).unsqueeze(1).float()
+    div_term = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe.repeat(max_seq_len // period + 1, 1)[:max_seq_len]
+
+
+def test_periodic_positional_encoding_tiles_the_period_without_a_cap():
+    ppe = PeriodicPositionalEncoding(16, period=25, dropout=0.0)
+    torch.testing.assert_close(ppe(torch.zeros(1, 600, 16))[0], official_ppe(16, 25, 600))
+    long = ppe(torch.zeros(1, 900, 16))[0]
+    torch.testing.assert_close(long[700], long[700 % 25])
+
+
+def make_model(**kwargs):
+    torch.manual_seed(0)
+    model = FaceFormer(V, n_styles=3, feature_dim=16, audio_encoder={"name": "logmel", "output_dim": 8, "layers": 2}, **kwargs)
+    # The official output layer starts at zero; give it weights so frames depend on everything.
+    nn.init.normal_(model.network.vertice_map_r.weight, std=0.05)
+    return model.eval()
+
+
+def clip(frames, seed, style=0):
+    g = torch.Generator().manual_seed(seed)
+    return Sequence(name=f"c{seed}", subject="s", audio=torch.randn(frames * 16000 // 30, generator=g),
+                    vertices=torch.randn(frames, V, 3, generator=g) * 0.01, template=torch.randn(V, 3, generator=g),
+                    fps=30, style=style)  # fmt: skip
+
+
+def test_parameter_names_are_the_official_ones():
+    names = set(make_model().network.state_dict())
+    for official in ("audio_feature_map.weight", "vertice_map.weight", "vertice_map_r.bias", "obj_vector.weight",
+                     "transformer_decoder.layers.0.self_attn.in_proj_weight", "transformer_decoder.layers.0.multihead_attn.out_proj.weight",
+                     "transformer_decoder.layers.0.linear1.weight", "transformer_decoder.layers.0.norm3.bias"):  # fmt: skip
+        assert official in names
+    assert make_model().network.obj_vector.bias is None
+
+
+def test_decoder_is_torchs_decoder_with_official_shape():
+    decoder = make_model().network.transformer_decoder
+    layer = decoder.layers[0]
+    assert isinstance(decoder, nn.TransformerDecoder) and len(decoder.layers) == 1
+    assert layer.self_attn.num_heads == 4 and layer.linear1.out_features == 32 and not layer.norm_first
+    assert layer.activation is torch.nn.functional.relu or layer.activation_relu_or_gelu == 1
+
+
+def test_official_state_dict_loads(tiny_encoder_config, tmp_path):
+    encoder = PretrainedSpeechEncoder("wav2vec2", config=tiny_encoder_config)
+    network = FaceFormerNetwork(encoder, V, 3, feature_dim=16)
+    official = {k.replace("audio_encoder.model.", "audio_encoder."): v for k, v in network.state_dict().items()}
+    official["PPE.pe"] = official_ppe(16, 30, 600)[None]
+    other = FaceFormerNetwork(PretrainedSpeechEncoder("wav2vec2", config=tiny_encoder_config), V, 3, feature_dim=16)
+    other.load_official_state_dict(official)
+    for key, value in network.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value)
+
+
+@torch.no_grad()
+def test_incremental_decoding_equals_full_recomputation():
+    model = make_model()
+    batch = collate([clip(40, 1, style=2)])
+    features = model.network.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
+    one_hot = model.style_one_hot(batch.style)
+    incremental = model.network.autoregressive(features, 40, one_hot, incremental=True)
+    full = model.network.autoregressive(features, 40, one_hot, incremental=False)
+    torch.testing.assert_close(incremental, full, atol=1e-5, rtol=1e-4)
+    assert incremental.abs().max() > 1e-3  # the frames are not trivially zero
+
+
+@torch.no_grad()
+def test_clips_beyond_600_frames():
+    model = make_model()
+    long = collate([clip(650, 3)])
+    out = model.generate(long)
+    assert out.shape == (1, 650, V, 3) and torch.isfinite(out).all()
+    features = model.network.encode_audio(long.audio, long.audio_lengths, long.frame_lengths)
+    full = model.network.autoregressive(features, 650, model.style_one_hot(long.style), incremental=False)
+    torch.testing.assert_close(model.offsets(long, teacher_forcing=False), full, atol=1e-5, rtol=1e-4)
+    assert model.losses(long)["loss"].isfinite()  # teacher-forced path at 650 frames too
+
+
+@pytest.mark.parametrize("teacher_forcing", [False, True])
+def test_a_batch_equals_its_clips_one_at_a_time(teacher_forcing):
+    model = make_model(teacher_forcing=teacher_forcing)
+    clips = [clip(20, 4, style=0), clip(13, 5, style=1), clip(7, 6, style=2)]
+    batch = collate(clips)
+    with torch.no_grad():
+        # Loss: the batch's is the mean of the clips'.
+        singles = [model.losses(collate([c]))["loss"] for c in clips]
+        torch.testing.assert_close(model.losses(batch)["loss"], torch.stack(singles).mean(), rtol=1e-5, atol=1e-12)
+        # Frames: each clip's real frames do not see the padding.
+        generated = model.generate(batch)
+        for i, c in enumerate(clips):
+            alone = model.generate(collate([c]))[0]
+            torch.testing.assert_close(generated[i, : len(c.vertices)], alone, atol=1e-6, rtol=1e-5)
+    # Gradients too (training mode without dropout so both passes are the same function).
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    model.network.transformer_decoder.layers[0].self_attn.dropout = 0.0
+    model.network.transformer_decoder.layers[0].multihead_attn.dropout = 0.0
+    model.zero_grad()
+    model.losses(batch)["loss"].backward()
+    batched = model.network.vertice_map_r.weight.grad.clone()
+    model.zero_grad()
+    for c in clips:
+        (model.losses(collate([c]))["loss"] / len(clips)).backward()
+    singles = model.network.vertice_map_r.weight.grad
+    torch.testing.assert_close(batched, singles, rtol=1e-3, atol=1e-4 * float(singles.abs().max()))
+
+
+def test_offset_scale_changes_units_not_outputs():
+    """offset_scale is a reparametrisation: the same weights give the same vertices when rescaled."""
+    a, b = make_model(), make_model(offset_scale=1e-3)
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        b.network.vertice_map_r.weight /= 1e-3  # the output now in millimetres
+        b.network.vertice_map_r.bias /= 1e-3
+        b.network.vertice_map.weight *= 1e-3  # and the fed-back frames read in millimetres
+        batch = collate([clip(15, 7)])
+        torch.testing.assert_close(a.generate(batch), b.generate(batch), atol=1e-6, rtol=1e-4)
