@@ -9,7 +9,11 @@ from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2Feat
 
 from facebench.data.audio import align_features, load_audio, normalize_audio
 from facebench.errors import FacebenchError
-from facebench.models.components.audio_encoders import LogMelEncoder, PretrainedSpeechEncoder, build_audio_encoder
+from facebench.models.components.audio_encoders import (
+    LogMelEncoder,
+    PretrainedSpeechEncoder,
+    build_audio_encoder,
+)
 
 
 def test_any_rate_and_channels_become_16k_mono(tmp_path):

@@ -195,3 +195,37 @@ def test_lightning_cli_fits_a_model(synth_tiny, tmp_path):
           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
           "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
     assert list(tmp_path.rglob("config.yaml")) and list(tmp_path.rglob("*.ckpt"))
+
+
+def test_stages_run_in_order_and_each_keeps_its_best_checkpoint(synth_tiny, tmp_path):
+    import torch
+
+    from facebench.bench.runner import fit_stages
+    from facebench.data.datamodule import FaceDataModule
+    from facebench.models.anchors import Template
+
+    class TwoStageTemplate(Template):
+        stages = ("first", "second")
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.offset = torch.nn.Parameter(torch.zeros(3))
+            self.seen_stages = []
+
+        def on_fit_start(self):
+            self.seen_stages.append(self.stage)
+
+        def losses(self, batch):
+            return {"loss": ((self.offset - 0.001) ** 2).sum()}
+
+        def generate(self, batch):
+            return super().generate(batch) + self.offset
+
+    data = FaceDataModule("synth-tiny", root=str(synth_tiny), batch_size=8, max_train_clips=8)
+    data.setup()
+    model = TwoStageTemplate(n_vertices=data.n_vertices, n_styles=data.n_styles, lr=1e-3)
+    config = {"trainer": {"max_epochs": 2, "accelerator": "cpu", "devices": 1, "deterministic": True}}
+    cost = fit_stages(model, data, config, tmp_path, progress=False)
+    assert model.seen_stages == ["first", "second"]
+    assert [Path(p).name for p in cost["checkpoint"].split(";")] == ["first-best.ckpt", "second-best.ckpt"]
+    assert cost["train_time_s"] > 0 and cost["train_frames_per_s"] > 0

@@ -9,7 +9,12 @@ from torch import nn
 
 from facebench.data.sequence import Sequence, collate
 from facebench.models.components.audio_encoders import PretrainedSpeechEncoder
-from facebench.models.components.periodic import PeriodicPositionalEncoding, alibi_slopes, alignment_mask, periodic_bias_mask
+from facebench.models.components.periodic import (
+    PeriodicPositionalEncoding,
+    alibi_slopes,
+    alignment_mask,
+    periodic_bias_mask,
+)
 from facebench.models.faceformer import FaceFormer, FaceFormerNetwork
 
 V = 12

@@ -33,7 +33,17 @@ from facebench.data.synth.motion import (
     deterministic_weights,
     random_weights,
 )
-from facebench.data.synth.speech import INVENTORY, SAMPLE_RATE, VISEME_OF_PHONEME, VISEMES, Voice, make_sentence, pitch_track, synthesise, timeline
+from facebench.data.synth.speech import (
+    INVENTORY,
+    SAMPLE_RATE,
+    VISEME_OF_PHONEME,
+    VISEMES,
+    Voice,
+    make_sentence,
+    pitch_track,
+    synthesise,
+    timeline,
+)
 
 VERSION = "1"  # bump on any change to what the generator writes: the cache is keyed by it
 TRAIN_SENTENCES, VAL_SENTENCES, TEST_SENTENCES = (1, 32), (33, 36), (37, 40)

@@ -107,6 +107,9 @@ class LogMelEncoder(AudioEncoder):
     The convolutions are dilated (1, 2, 4, ...) so a few layers see about a second of speech:
     FaceFormer's decoder attends only the audio frame aligned with each mesh frame, so all the
     context of coarticulation has to come from the encoder, as wav2vec2's transformer gives it.
+    A final LayerNorm gives the features wav2vec2's output statistics (O(1) per dimension); without
+    it, a post-norm decoder that adds them to its token embeddings barely hears them for hundreds
+    of steps (measured: FaceFormer stayed at half the template's error for 12 epochs of `small`).
     """
 
     def __init__(self, output_dim: int = 64, n_mels: int = 40, layers: int = 4, kernel_size: int = 5):
@@ -126,6 +129,7 @@ class LogMelEncoder(AudioEncoder):
             blocks += [nn.Conv1d(width, output_dim, kernel_size, padding=dilation * (kernel_size // 2), dilation=dilation), nn.GELU()]
             width = output_dim
         self.convs = nn.Sequential(*blocks)
+        self.norm = nn.LayerNorm(output_dim)
         self.output_dim = output_dim
 
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
@@ -135,7 +139,7 @@ class LogMelEncoder(AudioEncoder):
         return (mel - mel.mean(dim=-1, keepdim=True)) / (mel.std(dim=-1, keepdim=True) + 1e-5)
 
     def encode_clip(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.convs(self.log_mel(audio)).transpose(1, 2)
+        return self.norm(self.convs(self.log_mel(audio)).transpose(1, 2))
 
 
 def build_audio_encoder(name: str = "logmel", **kwargs) -> AudioEncoder:

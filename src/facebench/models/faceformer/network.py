@@ -14,7 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from facebench.models.components.audio_encoders import AudioEncoder
-from facebench.models.components.periodic import PeriodicPositionalEncoding, alignment_mask, periodic_bias_mask
+from facebench.models.components.periodic import (
+    PeriodicPositionalEncoding,
+    alignment_mask,
+    periodic_bias_mask,
+)
 
 
 class IncrementalDecoder(nn.TransformerDecoder):
