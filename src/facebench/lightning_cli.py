@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LightningCLI
 
 import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
 import facebench.models.anchors  # noqa: F401  (so short class names resolve)
+import facebench.models.dualtalker  # noqa: F401
 import facebench.models.faceformer  # noqa: F401
 from facebench.data.datamodule import FaceDataModule
 from facebench.metrics.callback import MeshMetricsCallback

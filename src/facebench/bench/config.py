@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 import yaml
@@ -57,19 +58,36 @@ class ModelSpec:
         """Model section after the profile/dataset overrides and the variant, in that order."""
         resolved = {"model": copy.deepcopy(self.raw["model"])}
         for override in self.raw.get("overrides", []):
-            if override.get("profile", profile) == profile and override.get("dataset", dataset) == dataset:
+            # `dataset` may be a pattern: "synth*" matches every synthetic corpus.
+            if override.get("profile", profile) == profile and fnmatch(dataset, override.get("dataset", dataset)):
                 resolved = deep_merge(resolved, {k: v for k, v in override.items() if k not in ("profile", "dataset")})
         if variant:
             resolved = deep_merge(resolved, self.raw["variants"][variant])
         return resolved
 
 
+INHERITED = ("model", "overrides")  # what `extends: <model>` takes from the base model's config
+
+
+def inherit(raw: dict, raws: dict[str, dict]) -> dict:
+    """A model config that `extends` another: the base's model section merged under its own, the
+    base's overrides before its own (so its own win)."""
+    if "extends" not in raw:
+        return raw
+    base = inherit(raws[raw["extends"]], raws)
+    merged = {k: v for k, v in raw.items() if k != "extends"}
+    merged["model"] = deep_merge(base["model"], raw.get("model", {}))
+    merged["overrides"] = base.get("overrides", []) + raw.get("overrides", [])
+    return merged
+
+
 def model_specs() -> dict[str, ModelSpec]:
     folder = benchmarks_dir() / "models"
-    specs = {}
+    raws = {}
     for path in sorted(folder.glob("*.yaml")):
         raw = yaml.safe_load(path.read_text())
-        specs[raw["name"]] = ModelSpec(raw["name"], raw)
+        raws[raw["name"]] = raw
+    specs = {name: ModelSpec(name, inherit(raw, raws)) for name, raw in raws.items()}
     if not specs:
         raise FacebenchError(f"{folder}: expected model configs (*.yaml), found none")
     return specs

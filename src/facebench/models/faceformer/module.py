@@ -58,9 +58,11 @@ class FaceFormer(TalkingFaceModule):
         """Ground-truth offsets from the template in network units, (B, T, V*3)."""
         return (batch.vertices - batch.templates[:, None]).flatten(2) / self.offset_scale
 
-    def offsets(self, batch: Batch, teacher_forcing: bool) -> torch.Tensor:
-        """Predicted offsets from the template in network units, (B, T, V*3)."""
-        features = self.network.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
+    def offsets(self, batch: Batch, teacher_forcing: bool, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted offsets from the template in network units, (B, T, V*3); `features`: the
+        encoded audio when the caller has it already."""
+        if features is None:
+            features = self.network.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
         one_hot = self.style_one_hot(batch.style)
         if teacher_forcing:
             return self.network.teacher_forced(features, self.target_offsets(batch), one_hot)
