@@ -50,6 +50,11 @@ def test_rows_and_run_folder(bench_ci, synth_tiny):
     assert ff.audio_encoder == "logmel" and "lve=regions/lve.txt" in ff.region_set and ff.config_hash
     unseen = table[(table.model == "faceformer") & (table.split == "test_unseen")].iloc[0]
     assert unseen.protocol == "mean over 4 training styles" and unseen.diversity > 0
+    # Lip readability: one frozen reader judges every model (same floor), and a still face is unreadable.
+    assert (table.groupby("split").per_gt.nunique() == 1).all() and (table.per_gt < 0.5).all()
+    for split in ("test_seen", "test_unseen"):
+        per = table[table.split == split].set_index("model").per
+        assert per["template"] > 0.9 and per["faceformer"] < per["template"], per
     run = Path(ff.run_dir)
     assert (run / "config.yaml").is_file() and (run / "metrics.json").is_file() and Path(ff.checkpoint).is_file()
     assert len(list((run / "predictions" / "test_unseen").glob("*_condition_S01.npy"))) == 2

@@ -8,9 +8,9 @@ import torch
 from facebench.bench.config import model_specs, resolve, resolve_models
 from facebench.bench.runner import build, fit_stages
 from facebench.data.sequence import IGNORE_INDEX
+from facebench.lipreading.ctc import edit_distance, greedy_decode, phoneme_error_rate, phoneme_targets
 from facebench.metrics.callback import MeshMetricsCallback
-from facebench.metrics.lipreading import edit_distance, phoneme_error_rate
-from facebench.models.dualtalker.network import consistency_loss, greedy_decode, phoneme_targets
+from facebench.models.dualtalker.network import consistency_loss
 
 
 def test_edit_distance_and_per():

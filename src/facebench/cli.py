@@ -1,6 +1,6 @@
 """The `facebench` command.
 
-Tool commands (prepare, evaluate, synth, bench, leaderboard, drift) are plain subcommands;
+Tool commands (prepare, evaluate, synth, bench, leaderboard, drift, lipreader) are plain subcommands;
 `facebench fit|validate|test|predict --config X.yaml` is Lightning's own CLI over facebench's
 models and datamodule, as in TorchGeo.
 """
@@ -69,7 +69,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
             console.rule(f"{label} on {args.data}, profile {args.profile}, seed {args.seed}")
             rows += run_one(spec, args.data, args.profile, args.seed, variant, root=args.root,
                             leaderboards=Path(args.leaderboards), runs=Path(args.runs), progress=not args.no_progress)  # fmt: skip
-    columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "train_time_s", "rtf", "params"]
+    columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "per", "train_time_s", "rtf", "params"]
     console.print(metric_table(f"{args.data} ({args.profile}, seed {args.seed}): raw units", rows, columns))
     console.print(f"appended {len(rows)} rows to {Path(args.leaderboards) / (args.data + '.csv')}")
 
@@ -84,14 +84,29 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     render(folder)
     for path in sorted(folder.glob("*.csv")):
-        for split, (header, lines, best) in split_tables(path.stem, read_rows(path)).items():
+        for split, (header, lines, best, footnote) in split_tables(path.stem, read_rows(path)).items():
             table = Table(title=f"{path.stem} / {split}")
             for column in header:
                 table.add_column(column, justify="left" if column in ("model", "variant", "profile") else "right")
             for i, line in enumerate(lines):
                 table.add_row(*[f"[bold]{c}[/]" if best.get(header[j]) == i else c for j, c in enumerate(line)])
             console.print(table)
+            if footnote:
+                console.print(footnote)
     console.print(f"wrote {folder / 'README.md'}")
+
+
+def cmd_lipreader(args: argparse.Namespace) -> None:
+    import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
+    from facebench.data.datamodule import FaceDataModule
+    from facebench.lipreading.reference import reader_folder, reference_reader
+
+    data = FaceDataModule(args.data, root=args.root)
+    _, card = reference_reader(data, retrain=args.retrain)
+    rows = [{"split": split, "per": value} for split, value in card["ground_truth_per"].items()]
+    console.print(metric_table(f"reference lip reader of {args.data}: phoneme error rate on the ground truth", rows, ["split", "per"]))
+    console.print(f"{card['n_phonemes']} phonemes, {card['region_vertices']} vertices read, trained on {card['train_clips']} clips "
+                  f"in {card['train_seconds']} s; stored in {reader_folder(data)}")  # fmt: skip
 
 
 def cmd_drift(args: argparse.Namespace) -> None:
@@ -151,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="render leaderboards/README.md and charts from the CSVs")
     p.add_argument("--folder", default="leaderboards")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("lipreader", help="train (once) and show a dataset's reference lip reader")
+    p.add_argument("--data", default="synth", help="dataset preset or folder (with per-frame phoneme labels)")
+    p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
+    p.add_argument("--retrain", action="store_true", help="train again and replace the stored reader")
+    p.set_defaults(func=cmd_lipreader)
 
     p = sub.add_parser("drift", help="run the ci profile of every model and compare with the reference")
     p.add_argument("--update", action="store_true", help="rewrite the reference instead of comparing")

@@ -11,7 +11,7 @@ import pandas as pd
 from filelock import FileLock
 
 IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
-METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "frames_dropped"]
+METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "per", "per_gt", "frames_dropped"]
 COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "peak_memory_mb", "device", "precision"]
 PROVENANCE = ["protocol", "config_hash", "checkpoint", "region_set", "audio_encoder", "official_code", "run_dir"]
 COLUMNS = IDENTITY + METRICS + COST + PROVENANCE
@@ -56,7 +56,7 @@ def append_rows(path: str | Path, rows: list[dict]) -> None:
 
 ANCHORS = ("template", "oracle")
 GROUP = ["model", "variant", "profile", "config_hash"]
-SHOWN = ["lve", "fdd", "mve", "eve", "diversity"]
+SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "per"]
 
 
 def display_scale(dataset: str) -> dict[str, float]:
@@ -70,9 +70,11 @@ def display_scale(dataset: str) -> dict[str, float]:
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per model configuration: mean, std and count over seeds of each metric."""
+    """One line per model configuration: mean, std and count over seeds of each metric. A seed run
+    again counts once, with its latest row (the CSV keeps them all)."""
     rows = rows.copy()
     rows["variant"] = rows["variant"].fillna("")
+    rows = rows.sort_values("date", kind="stable").drop_duplicates([*GROUP, "seed"], keep="last")
     metrics = [m for m in SHOWN if m in rows.columns and rows[m].notna().any()]
     grouped = rows.groupby(GROUP, dropna=False, sort=False)
     table = grouped[metrics].agg(["mean", "std"])
@@ -116,8 +118,18 @@ def format_metric(row: pd.Series, metric: str, scale: float) -> str:
     return text
 
 
-def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str], list[list[str]], dict[str, int]]]:
-    """Per split: header, formatted lines and which cells are best (for bold)."""
+def lip_reading_floor(rows: pd.DataFrame) -> str:
+    """The ground truth's own phoneme error rate under the dataset's reference lip reader."""
+    if "per_gt" not in rows or rows["per_gt"].isna().all():
+        return ""
+    low, high = rows["per_gt"].min(), rows["per_gt"].max()
+    value = f"{low:.4g}" if high - low < 1e-12 else f"{low:.4g} to {high:.4g}"
+    return (f"PER: phoneme error rate of the dataset's frozen reference lip reader on each model's motion; "
+            f"on the ground truth it reads {value} (the floor).")  # fmt: skip
+
+
+def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str], list[list[str]], dict[str, int], str]]:
+    """Per split: header, formatted lines, which cells are best (for bold) and a footnote."""
     scale = display_scale(dataset)
     result = {}
     for split, part in rows.groupby("split", sort=True):
@@ -135,7 +147,7 @@ def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str],
             line += [f"{row['rtf']:.3g}" if pd.notna(row["rtf"]) else "", f"{int(row['params']):,}" if pd.notna(row["params"]) else ""]
             lines.append(line)
         best = {header[4 + metrics.index(m)]: i for m, i in best_rows(table).items() if m in metrics}
-        result[split] = (header, lines, best)
+        result[split] = (header, lines, best, lip_reading_floor(part))
     return result
 
 
@@ -178,12 +190,12 @@ def render(folder: str | Path = "leaderboards") -> str:
             continue
         dataset = path.stem
         parts += [f"## {dataset}", "", f"![{dataset}]({chart(dataset, rows, folder / f'{dataset}.png').name})", ""]
-        for split, (header, lines, best) in split_tables(dataset, rows).items():
+        for split, (header, lines, best, footnote) in split_tables(dataset, rows).items():
             parts += [f"### {dataset} / {split}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for i, line in enumerate(lines):
                 cells = [f"**{c}**" if best.get(header[j]) == i and c else c for j, c in enumerate(line)]
                 parts.append("| " + " | ".join(cells) + " |")
-            parts.append("")
+            parts += ["", footnote, ""] if footnote else [""]
     markdown = "\n".join(parts)
     (folder / "README.md").write_text(markdown)
     return markdown

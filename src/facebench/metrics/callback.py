@@ -1,12 +1,16 @@
 """One callback scores every model: it keeps the preset's metric collection per split under the
 condition protocol, updates it with the generations each validation/test step returns, and logs
-`val/<metric>` and `test/<split>/<metric>`. Models never compute metrics themselves."""
+`val/<metric>` and `test/<split>/<metric>`. Models never compute metrics themselves.
+
+On datasets with per-frame phoneme labels the test splits are also read by the dataset's reference
+lip reader (trained and stored on first use); validation, run every epoch, is not."""
 
 from __future__ import annotations
 
 import lightning as L
 from torch import nn
 
+from facebench.lipreading.reference import has_phoneme_labels, reference_reader
 from facebench.metrics.collection import ConditionedMetrics
 
 
@@ -16,19 +20,21 @@ class MeshMetricsCallback(L.Callback):
         self.results: dict[str, dict[str, float | str]] = {}
         self._metrics: dict[str, ConditionedMetrics] = {}
 
-    def _build(self, trainer: L.Trainer, pl_module: L.LightningModule, splits: list[str]) -> None:
+    def _build(self, trainer: L.Trainer, pl_module: L.LightningModule, splits: list[str], read_lips: bool = False) -> None:
         data = trainer.datamodule
         regions = data.regions()
+        lip_reader = reference_reader(data)[0] if read_lips and has_phoneme_labels(data) else None
         self._metrics = {}
         for split in splits:
             spec = data.preset.split(split)
-            metrics = ConditionedMetrics(data.preset, regions, len(data.train_subjects), seen=spec.seen)
+            metrics = ConditionedMetrics(data.preset, regions, len(data.train_subjects), seen=spec.seen, lip_reader=lip_reader)
             self._metrics[split] = metrics.to(pl_module.device)
         self._region_set = data.preset.region_set
 
     def _update(self, split: str, outputs: dict, batch) -> None:
-        target = batch.vertices[0, : int(batch.frame_lengths[0])]
-        self._metrics[split].update(outputs["preds"], target, batch.templates[0])
+        n = int(batch.frame_lengths[0])
+        phonemes = None if batch.phonemes is None else batch.phonemes[0, :n]
+        self._metrics[split].update(outputs["preds"], batch.vertices[0, :n], batch.templates[0], phonemes)
 
     # -- validation: what the checkpoint is selected on -------------------------------------------
 
@@ -46,7 +52,7 @@ class MeshMetricsCallback(L.Callback):
     # -- test: one result per test split -----------------------------------------------------------
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
-        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names))
+        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names), read_lips=True)
         self.results = {}
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:

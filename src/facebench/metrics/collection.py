@@ -9,6 +9,8 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 from facebench.data.presets import DatasetPreset
+from facebench.lipreading.reference import ReferenceLipReader
+from facebench.metrics.lipreading import LipReadability
 from facebench.metrics.mesh import (
     AbsoluteFaceDynamicsDeviation,
     Diversity,
@@ -20,8 +22,9 @@ from facebench.metrics.mesh import (
 )
 
 
-def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor]) -> MetricCollection:
-    """LVE, FDD (signed and absolute), MVE, EVE where the preset has the region, frames dropped."""
+def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor], lip_reader: ReferenceLipReader | None = None) -> MetricCollection:
+    """LVE, FDD (signed and absolute), MVE, EVE where the preset has the region, frames dropped, and
+    lip readability (`per`, `per_gt`) when the dataset's reference lip reader is given."""
     spec = preset.regions
 
     def region(key: str) -> dict:
@@ -36,6 +39,8 @@ def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor]) -> Met
     }
     if "eve" in regions:
         metrics["eve"] = EyeVertexError(**region("eve"))
+    if lip_reader is not None:
+        metrics["lip_readability"] = LipReadability(lip_reader)
     # compute_groups would merge fdd and fdd_abs after one update if their states happened to match.
     return MetricCollection(metrics, compute_groups=False)
 
@@ -43,19 +48,22 @@ def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor]) -> Met
 class ConditionedMetrics(nn.Module):
     """Metrics of one test split: one collection per condition, averaged at the end."""
 
-    def __init__(self, preset: DatasetPreset, regions: dict[str, torch.Tensor], n_conditions: int, seen: bool):
+    def __init__(self, preset: DatasetPreset, regions: dict[str, torch.Tensor], n_conditions: int, seen: bool,
+                 lip_reader: ReferenceLipReader | None = None):  # fmt: skip
         super().__init__()
         self.seen = seen
         self.n_conditions = 1 if seen else n_conditions
-        self.per_condition = nn.ModuleList([mesh_metrics(preset, regions) for _ in range(self.n_conditions)])
+        self.per_condition = nn.ModuleList([mesh_metrics(preset, regions, lip_reader) for _ in range(self.n_conditions)])
         self.diversity = Diversity() if self.n_conditions > 1 else None
 
     @property
     def protocol(self) -> str:
         return "own style" if self.seen else f"mean over {self.n_conditions} training styles"
 
-    def update(self, preds: list[torch.Tensor] | torch.Tensor, target: torch.Tensor, template: torch.Tensor) -> None:
-        """`preds`: one (T', V, 3) generation per condition; `target`: (T, V, 3); `template`: (V, 3).
+    def update(self, preds: list[torch.Tensor] | torch.Tensor, target: torch.Tensor, template: torch.Tensor,
+               phonemes: torch.Tensor | None = None) -> None:  # fmt: skip
+        """`preds`: one (T', V, 3) generation per condition; `target`: (T, V, 3); `template`: (V, 3);
+        `phonemes`: (T,) per-frame labels, for lip readability.
 
         Each generation is scored on the frames it shares with the target (the rest is counted in
         frames_dropped); diversity compares the conditions on the frames they all have.
@@ -63,7 +71,8 @@ class ConditionedMetrics(nn.Module):
         if len(preds) != self.n_conditions:
             raise ValueError(f"expected {self.n_conditions} generations (one per condition), found {len(preds)}")
         for metrics, pred in zip(self.per_condition, preds):
-            metrics.update(pred[None], target[None], templates=template[None])
+            labels = {} if phonemes is None else {"phonemes": phonemes[None]}
+            metrics.update(pred[None], target[None], templates=template[None], **labels)
         if self.diversity is not None:
             shortest = min(len(p) for p in preds)
             self.diversity.update(torch.stack([p[:shortest] for p in preds]))

@@ -10,6 +10,7 @@ import torch
 
 from facebench.data.datamodule import FaceDataModule
 from facebench.errors import DataError
+from facebench.lipreading.reference import has_phoneme_labels, reference_reader
 from facebench.metrics.collection import ConditionedMetrics
 
 
@@ -57,17 +58,18 @@ def evaluate_folder(pred_dir: str | Path, dataset: str, split: str, root: str | 
     data = FaceDataModule(dataset, root=root)
     clips = data.split_dataset(split)
     regions = data.regions()
+    lip_reader = reference_reader(data)[0] if has_phoneme_labels(data) else None
     evaluator: ConditionedMetrics | None = None
     train = data.train_subjects
     for i, entry in enumerate(clips.entries):
         conditions = [train[c] for c in data.conditions(entry.subject)]
         files = prediction_files(pred_dir, entry.name, entry.subject, conditions)
         if evaluator is None:
-            evaluator = ConditionedMetrics(data.preset, regions, len(files), seen=len(files) == 1)
+            evaluator = ConditionedMetrics(data.preset, regions, len(files), seen=len(files) == 1, lip_reader=lip_reader)
         elif len(files) != evaluator.n_conditions:
             raise DataError(pred_dir, f"{evaluator.n_conditions} prediction file(s) per clip, as for the first clip", f"{len(files)} for {entry.name}")
         sequence = clips[i]
         preds = [load_prediction(f, data.n_vertices) for f in files]
-        evaluator.update(preds, sequence.vertices, sequence.template)
+        evaluator.update(preds, sequence.vertices, sequence.template, sequence.phonemes)
     assert evaluator is not None  # split_dataset raises on an empty split
     return {**evaluator.compute(), "clips": len(clips), "protocol": evaluator.protocol, "region_set": data.preset.region_set}

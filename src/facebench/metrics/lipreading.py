@@ -1,20 +1,57 @@
-"""Phoneme error rate: the edit distance between decoded and reference phoneme sequences, summed
-over clips and divided by the total reference length (as word error rate is)."""
+"""Lip readability: the phoneme error rate of a frozen reference lip reader on predicted motion.
+
+The reader is the dataset's (facebench.lipreading.reference), never the model under test. The same
+reader on the ground truth gives the floor, reported beside it as `per_gt`. Both are corpus-level
+rates: edit distances summed over clips over the summed reference length, as word error rate is.
+"""
 
 from __future__ import annotations
 
+import torch
+from torchmetrics import Metric
 
-def edit_distance(hypothesis: list[int], reference: list[int]) -> int:
-    """Levenshtein distance (substitutions, insertions, deletions), one row at a time."""
-    previous = list(range(len(reference) + 1))
-    for i, h in enumerate(hypothesis, 1):
-        current = [i]
-        for j, r in enumerate(reference, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (h != r)))
-        previous = current
-    return previous[-1]
+from facebench.lipreading.ctc import edit_distance, reference_sequences
+from facebench.lipreading.reference import ReferenceLipReader
+from facebench.metrics.mesh import MetricInputError, align_pair
 
 
-def phoneme_error_rate(hypotheses: list[list[int]], references: list[list[int]]) -> float:
-    errors = sum(edit_distance(h, r) for h, r in zip(hypotheses, references))
-    return errors / max(1, sum(len(r) for r in references))
+class LipReadability(Metric):
+    """`per` of the predictions and `per_gt` of the ground truth, on the frames they share."""
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = False
+
+    def __init__(self, reader: ReferenceLipReader, **kwargs):
+        super().__init__(**kwargs)
+        self.reader = reader.eval().requires_grad_(False)
+        self.add_state("errors", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("gt_errors", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("reference_length", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(
+        self, pred, target, templates=None, phonemes=None, pred_lengths=None, target_lengths=None
+    ) -> None:
+        """`pred`, `target`: (B, T, V, 3); `templates`: (B, V, 3); `phonemes`: (B, T) per-frame labels."""
+        if templates is None or phonemes is None:
+            raise MetricInputError(
+                "lip readability needs the templates and the per-frame phoneme labels of the clips"
+            )
+        pred, target, n, _ = align_pair(pred, target, pred_lengths, target_lengths)
+        if phonemes.shape[0] != pred.shape[0] or phonemes.shape[1] < pred.shape[1]:
+            raise MetricInputError(
+                f"expected phoneme labels of shape ({pred.shape[0]}, >= {pred.shape[1]}), found {tuple(phonemes.shape)}"
+            )
+        references = reference_sequences(phonemes, n)
+        for state, vertices in (("errors", pred), ("gt_errors", target)):
+            hypotheses = self.reader.read(vertices, templates, n)
+            setattr(
+                self,
+                state,
+                getattr(self, state) + sum(edit_distance(h, r) for h, r in zip(hypotheses, references)),
+            )
+        self.reference_length += sum(len(r) for r in references)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        length = self.reference_length.clamp(min=1).double()
+        return {"per": self.errors / length, "per_gt": self.gt_errors / length}

@@ -7,14 +7,9 @@ from __future__ import annotations
 import torch
 
 from facebench.data.sequence import Batch
+from facebench.lipreading.ctc import ctc_loss, greedy_decode, reference_sequences
 from facebench.models.components.losses import masked_mse, masked_velocity_mse
-from facebench.models.dualtalker.network import (
-    LipReader,
-    consistency_loss,
-    ctc_loss,
-    greedy_decode,
-    phoneme_targets,
-)
+from facebench.models.dualtalker.network import LipReader, consistency_loss
 from facebench.models.faceformer import FaceFormer
 
 
@@ -143,6 +138,4 @@ class DualTalker(FaceFormer):
         vertices = batch.vertices if vertices is None else vertices
         offsets = (vertices - batch.templates[:, None]).flatten(2) / self.offset_scale
         _, logits = self.reader(self.motion_features(offsets), batch.frame_lengths)
-        targets, target_lengths = phoneme_targets(batch.phonemes, batch.frame_lengths)
-        references = [t.tolist() for t in torch.split(targets - 1, target_lengths.tolist())]
-        return greedy_decode(logits, batch.frame_lengths), references
+        return greedy_decode(logits, batch.frame_lengths), reference_sequences(batch.phonemes, batch.frame_lengths)

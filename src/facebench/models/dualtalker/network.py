@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facebench.data.sequence import IGNORE_INDEX, frame_mask
+from facebench.data.sequence import frame_mask
 from facebench.models.components.periodic import PeriodicPositionalEncoding
 
 
@@ -31,35 +31,6 @@ class LipReader(nn.Module):
         padding = ~frame_mask(lengths, features.shape[1])
         hidden = self.encoder(self.positions(features), src_key_padding_mask=padding)
         return self.to_audio(hidden), None if self.to_tokens is None else self.to_tokens(hidden)
-
-
-def phoneme_targets(phonemes: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame labels (B, T) -> CTC targets: each clip's label sequence with repeats merged,
-    shifted by one so 0 is the blank. Returns the concatenated targets and their lengths."""
-    targets, target_lengths = [], []
-    for labels, n in zip(phonemes, lengths.tolist()):
-        labels = labels[:n]
-        labels = labels[labels != IGNORE_INDEX]
-        merged = torch.unique_consecutive(labels) + 1
-        targets.append(merged)
-        target_lengths.append(len(merged))
-    return torch.cat(targets), torch.tensor(target_lengths, device=phonemes.device)
-
-
-def ctc_loss(logits: torch.Tensor, lengths: torch.Tensor, phonemes: torch.Tensor) -> torch.Tensor:
-    targets, target_lengths = phoneme_targets(phonemes, lengths)
-    log_probs = F.log_softmax(logits, dim=-1).transpose(0, 1)  # (T, B, C)
-    return F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=0, reduction="mean", zero_infinity=True)
-
-
-def greedy_decode(logits: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-    """Best path: argmax per frame, repeats merged, blanks dropped; labels back to phoneme ids."""
-    best = logits.argmax(-1)
-    decoded = []
-    for path, n in zip(best, lengths.tolist()):
-        merged = torch.unique_consecutive(path[:n])
-        decoded.append([int(x) - 1 for x in merged if x != 0])
-    return decoded
 
 
 def consistency_loss(audio: torch.Tensor, motion: torch.Tensor, lengths: torch.Tensor, kind: str = "contrastive", temperature: float = 0.1) -> torch.Tensor:

@@ -1,0 +1,243 @@
+"""The reference lip reader: one per dataset with per-frame phoneme labels, trained once on the
+training split's ground-truth motion, then frozen and stored with the dataset, so that every model's
+predicted motion is read by the same judge. It shares nothing with any model under test.
+
+Stored as `<dataset>/lipreader/v<VERSION>/reader.pt` with `card.json` (recipe, inventory, and the
+ground truth's own phoneme error rate on every split: the floor of the metric).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from filelock import FileLock
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from facebench.console import console
+from facebench.data.datamodule import ClipDataset, FaceDataModule
+from facebench.data.sequence import Batch, collate, frame_mask
+from facebench.errors import DataError
+from facebench.lipreading.ctc import ctc_loss, greedy_decode, phoneme_error_rate, reference_sequences
+
+# Bump when the network or the recipe changes: a stored reader of another version is never used.
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class ReaderRecipe:
+    """How the reference reader is trained. [ours]: no paper defines a reference lip reader for 3D
+    meshes; this one is small enough to train on a CPU in about a minute on the synthetic corpus."""
+
+    region: str = "lve"  # the dataset's lip region (the LVE region); "all" reads every vertex
+    hidden: int = 128
+    epochs: int = 40
+    batch_size: int = 8
+    lr: float = 2e-3
+    dropout: float = 0.1
+    seed: int = 0
+
+
+class ReferenceLipReader(nn.Module):
+    """Vertices (B, T, V, 3) and templates (B, V, 3) -> CTC logits (B, T, n_phonemes + 1), blank 0.
+
+    Offsets from the template on the region, standardised with the training split's statistics,
+    then a linear map, two residual temporal convolutions (about 170 ms of context at 30 fps) and a
+    bidirectional GRU: a reader may look ahead, as listeners do.
+    """
+
+    def __init__(self, region: torch.Tensor, n_phonemes: int, hidden: int = 128, dropout: float = 0.1):
+        super().__init__()
+        n_inputs = 3 * len(region)
+        self.register_buffer("region", region.long())
+        self.register_buffer("mean", torch.zeros(n_inputs))
+        self.register_buffer("std", torch.ones(n_inputs))
+        self.n_phonemes = n_phonemes
+        self.project = nn.Linear(n_inputs, hidden)
+        self.convs = nn.ModuleList([nn.Conv1d(hidden, hidden, 5, padding=2) for _ in range(2)])
+        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+        self.classify = nn.Linear(hidden, n_phonemes + 1)
+
+    def offsets(self, vertices: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+        return (vertices - templates[:, None])[:, :, self.region].flatten(2)
+
+    def fit_normalisation(self, batch: Batch) -> None:
+        real = self.offsets(batch.vertices, batch.templates)[batch.frame_mask]
+        self.mean.copy_(real.mean(0))
+        # A floor for coordinates that never move (a vertex pinned by the mesh).
+        self.std.copy_(real.std(0).clamp(min=1e-3 * float(real.std(0).max())))
+
+    def forward(self, vertices: torch.Tensor, templates: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = frame_mask(lengths, vertices.shape[1])[..., None]
+        x = F.gelu(self.project((self.offsets(vertices, templates) - self.mean) / self.std)) * mask
+        for conv in self.convs:
+            x = (x + self.dropout(F.gelu(conv(x.transpose(1, 2)).transpose(1, 2)))) * mask
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        hidden, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=x.shape[1])
+        return self.classify(self.dropout(hidden))
+
+    @torch.no_grad()
+    def read(self, vertices: torch.Tensor, templates: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        """Greedy CTC decoding of each clip's phoneme sequence."""
+        return greedy_decode(self(vertices, templates, lengths), lengths)
+
+
+def training_clips(data: FaceDataModule) -> ClipDataset:
+    """The whole training split, whatever the run's own limits (max_train_clips): one reader per dataset."""
+    reader = data.reader
+    clips = ClipDataset(reader, reader.index(data.preset.split("train")))
+    if len(clips) == 0:
+        raise DataError(
+            reader.root / "vertices_npy",
+            "clips of the training split to train the reference lip reader",
+            "none",
+        )
+    return clips
+
+
+def phoneme_inventory(clips: ClipDataset) -> int:
+    """Number of phoneme ids: one past the largest training label; every clip must have labels."""
+    largest = -1
+    for i, entry in enumerate(clips.entries):
+        phonemes = clips[i].phonemes
+        if phonemes is None:
+            raise DataError(
+                clips.reader.root / "phonemes" / f"{entry.name}.npy",
+                "per-frame phoneme labels for every training clip",
+                "no such file",
+            )
+        largest = max(largest, int(phonemes.max()))
+    return largest + 1
+
+
+def split_error_rate(model: ReferenceLipReader, clips: ClipDataset, batch_size: int = 16) -> float:
+    """The reader's phoneme error rate on the ground-truth motion of a split."""
+    hypotheses, references = [], []
+    for start in range(0, len(clips), batch_size):
+        batch = collate([clips[i] for i in range(start, min(start + batch_size, len(clips)))])
+        hypotheses += model.read(batch.vertices, batch.templates, batch.frame_lengths)
+        references += reference_sequences(batch.phonemes, batch.frame_lengths)
+    return phoneme_error_rate(hypotheses, references)
+
+
+def train_reader(
+    data: FaceDataModule, recipe: ReaderRecipe = ReaderRecipe(), progress: bool = True
+) -> tuple[ReferenceLipReader, dict]:
+    """Train on the training split's ground truth (CPU, deterministic), and measure the floor.
+
+    A plain loop rather than a Lightning Trainer: it runs inside other runs (the first test of a
+    dataset) and must leave their random state untouched, which fork_rng and a private generator do.
+    """
+    clips = training_clips(data)
+    regions = data.regions()
+    if recipe.region != "all" and recipe.region not in regions:
+        raise DataError(
+            data.reader.root / "regions",
+            f"the '{recipe.region}' region for the reference lip reader",
+            f"regions {sorted(regions)}",
+        )
+    region = torch.arange(data.n_vertices) if recipe.region == "all" else regions[recipe.region]
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        generator = torch.Generator().manual_seed(recipe.seed)
+        model = ReferenceLipReader(region, phoneme_inventory(clips), recipe.hidden, recipe.dropout)
+        model.fit_normalisation(collate([clips[i] for i in range(len(clips))]))
+        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.epochs)
+        model.train()
+        with (
+            console.status("training the reference lip reader", spinner="dots")
+            if progress
+            else contextlib.nullcontext()
+        ):
+            for _ in range(recipe.epochs):
+                order = torch.randperm(len(clips), generator=generator).tolist()
+                for first in range(0, len(order), recipe.batch_size):
+                    batch = collate([clips[i] for i in order[first : first + recipe.batch_size]])
+                    loss = ctc_loss(
+                        model(batch.vertices, batch.templates, batch.frame_lengths),
+                        batch.frame_lengths,
+                        batch.phonemes,
+                    )
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                schedule.step()
+    model.eval().requires_grad_(False)
+    floor = {}
+    for split in ("train", "val", *data.test_split_names):
+        split_clips = (
+            clips
+            if split == "train"
+            else ClipDataset(data.reader, data.reader.index(data.preset.split(split)))
+        )
+        floor[split] = split_error_rate(model, split_clips)
+    card = {
+        "version": VERSION, "dataset": data.preset.name, "recipe": asdict(recipe), "n_phonemes": model.n_phonemes,
+        "region_vertices": len(region), "train_clips": len(clips), "train_seconds": round(time.perf_counter() - start, 1),
+        "ground_truth_per": floor, "torch": torch.__version__,
+    }  # fmt: skip
+    return model, card
+
+
+def reader_folder(data: FaceDataModule) -> Path:
+    return data.reader.root / "lipreader" / f"v{VERSION}"
+
+
+def has_phoneme_labels(data: FaceDataModule) -> bool:
+    return (data.reader.root / "phonemes").is_dir()
+
+
+def load_reader(folder: Path) -> tuple[ReferenceLipReader, dict]:
+    card = json.loads((folder / "card.json").read_text())
+    state = torch.load(folder / "reader.pt", map_location="cpu", weights_only=True)
+    recipe = ReaderRecipe(**card["recipe"])
+    model = ReferenceLipReader(state["region"], card["n_phonemes"], recipe.hidden, recipe.dropout)
+    model.load_state_dict(state)
+    return model.eval().requires_grad_(False), card
+
+
+def reference_reader(
+    data: FaceDataModule, retrain: bool = False, progress: bool = True
+) -> tuple[ReferenceLipReader, dict]:
+    """The dataset's stored reader, trained and stored first if there is none (or `retrain`).
+
+    Concurrent runs wait on a lock; files are written beside their place and renamed into it, so a
+    stored reader is whole or absent.
+    """
+    if not has_phoneme_labels(data):
+        raise DataError(
+            data.reader.root / "phonemes",
+            "per-frame phoneme labels (<clip>.npy) to train a reference lip reader",
+            "no such folder",
+        )
+    folder = reader_folder(data)
+    if not retrain and (folder / "card.json").is_file():
+        return load_reader(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            folder, "a writable folder to store the dataset's reference lip reader (once)", f"{exc.strerror}"
+        ) from exc
+    with FileLock(str(folder) + ".lock"):
+        if not retrain and (folder / "card.json").is_file():
+            return load_reader(folder)
+        model, card = train_reader(data, progress=progress)
+        for name, write in (("reader.pt", lambda f: torch.save(model.state_dict(), f)),
+                            ("card.json", lambda f: f.write(json.dumps(card, indent=2).encode()))):  # fmt: skip
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.replace(tmp, folder / name)  # card.json last: its presence means the reader is whole
+    return model, card

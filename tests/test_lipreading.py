@@ -1,0 +1,117 @@
+"""The reference lip reader and the lip-readability metric: trained once per dataset on the ground
+truth, stored with it, frozen, and able to tell readable motion from a still face."""
+
+import json
+
+import pytest
+import torch
+
+from facebench.data.datamodule import FaceDataModule
+from facebench.data.sequence import collate
+from facebench.errors import DataError
+from facebench.lipreading import reference as ref
+from facebench.lipreading.ctc import edit_distance, phoneme_error_rate, reference_sequences
+from facebench.metrics import ConditionedMetrics, MetricInputError
+from facebench.metrics.lipreading import LipReadability
+
+
+@pytest.fixture(scope="session")
+def tiny_reader(synth_tiny):
+    data = FaceDataModule("synth-tiny", root=str(synth_tiny))
+    reader, card = ref.reference_reader(data, progress=False)
+    return data, reader, card
+
+
+def clips_of(data, split):
+    dataset = data.split_dataset(split)
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def read_split(reader, clips, motion):
+    """Corpus PER of the reader on `motion(clip)` for each clip."""
+    batch = collate(clips)
+    vertices = torch.nn.utils.rnn.pad_sequence([motion(c) for c in clips], batch_first=True)
+    hypotheses = reader.read(vertices, batch.templates, batch.frame_lengths)
+    return phoneme_error_rate(hypotheses, reference_sequences(batch.phonemes, batch.frame_lengths))
+
+
+@pytest.mark.slow
+def test_reader_reads_ground_truth_and_not_a_still_face(tiny_reader):
+    data, reader, card = tiny_reader
+    synth_data = FaceDataModule("synth-tiny", root=str(data.reader.root), with_deterministic=True)
+    for split in ("test_seen", "test_unseen"):
+        clips = clips_of(synth_data, split)
+        truth = read_split(reader, clips, lambda c: c.vertices)
+        still = read_split(reader, clips, lambda c: c.template.expand_as(c.vertices))
+        oracle = read_split(reader, clips, lambda c: c.deterministic)
+        assert truth == pytest.approx(card["ground_truth_per"][split])
+        assert truth < 0.5 and still > 0.9, (truth, still)
+        assert oracle < 0.5 * still, (oracle, still)
+
+
+@pytest.mark.slow
+def test_reader_is_stored_once_and_reloaded_frozen(tiny_reader, monkeypatch):
+    data, reader, card = tiny_reader
+    folder = ref.reader_folder(data)
+    assert (folder / "reader.pt").is_file() and json.loads((folder / "card.json").read_text()) == card
+    assert card["n_phonemes"] == 20 and card["train_clips"] == len(data.split_dataset("train"))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stored reader must not be trained again")
+
+    monkeypatch.setattr(ref, "train_reader", no_training)
+    again, _ = ref.reference_reader(FaceDataModule("synth-tiny", root=str(data.reader.root)), progress=False)
+    assert not any(p.requires_grad for p in again.parameters()) and not again.training
+    batch = collate(clips_of(data, "val")[:3])
+    args = (batch.vertices, batch.templates, batch.frame_lengths)
+    assert torch.equal(again(*args), reader(*args))
+
+
+@pytest.mark.slow
+def test_training_leaves_the_callers_random_state_alone(synth_tiny):
+    data = FaceDataModule("synth-tiny", root=str(synth_tiny), max_train_clips=16)
+    state = torch.get_rng_state()
+    _, card = ref.train_reader(data, ref.ReaderRecipe(epochs=1), progress=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert card["train_clips"] == 128  # the whole training split, whatever the run's own limit
+
+
+def test_missing_labels_are_one_clear_error(biwi_root):
+    data = FaceDataModule("biwi", root=str(biwi_root))
+    assert not ref.has_phoneme_labels(data)
+    with pytest.raises(DataError, match="phonemes.*per-frame phoneme labels"):
+        ref.reference_reader(data)
+
+
+def test_metric_counts_edits_and_merges_across_processes():
+    """Streaming state: two halves merged (as DDP's sum does) equal one pass; the floor rides along."""
+    torch.manual_seed(0)
+    reader = ref.ReferenceLipReader(torch.arange(4), n_phonemes=5, hidden=8)
+    template = torch.randn(1, 6, 3)
+    clips = [
+        (torch.randn(1, t, 6, 3), torch.randn(1, t, 6, 3), torch.randint(0, 5, (1, t))) for t in (7, 9, 5)
+    ]
+    whole, first, second = LipReadability(reader), LipReadability(reader), LipReadability(reader)
+    for i, (pred, target, labels) in enumerate(clips):
+        whole.update(pred, target, templates=template, phonemes=labels)
+        (first if i < 2 else second).update(pred, target, templates=template, phonemes=labels)
+    first.merge_state(second)
+    assert whole.compute() == first.compute()
+    errors = lengths = 0
+    for pred, _, labels in clips:
+        (hypothesis,) = reader.read(pred, template, torch.tensor([pred.shape[1]]))
+        (reference,) = reference_sequences(labels, torch.tensor([labels.shape[1]]))
+        errors, lengths = errors + edit_distance(hypothesis, reference), lengths + len(reference)
+    assert float(whole.compute()["per"]) == pytest.approx(errors / lengths)
+    with pytest.raises(MetricInputError, match="phoneme labels"):
+        LipReadability(reader).update(clips[0][0], clips[0][1], templates=template)
+
+
+@pytest.mark.slow
+def test_conditioned_metrics_report_per_and_floor(tiny_reader):
+    data, reader, _ = tiny_reader
+    metrics = ConditionedMetrics(data.preset, data.regions(), 1, seen=True, lip_reader=reader)
+    for clip in clips_of(data, "test_seen")[:4]:
+        metrics.update([clip.vertices], clip.vertices, clip.template, clip.phonemes)
+    values = metrics.compute()
+    assert values["per"] == values["per_gt"] and values["lve"] == 0.0
