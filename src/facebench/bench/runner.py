@@ -35,7 +35,9 @@ PREDICTIONS_KEPT = 2  # clips per test split whose predictions are saved with th
 def git_sha() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+        # The leaderboard CSVs are results, not code: a run appending to them leaves the code clean.
+        code = ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)leaderboards"]
+        dirty = subprocess.run(code, capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
