@@ -68,7 +68,9 @@ def test_reader_is_stored_once_and_reloaded_frozen(tiny_reader, monkeypatch):
         raise AssertionError("a stored reader must not be trained again")
 
     monkeypatch.setattr(ref, "train_reader", no_training)
+    state = torch.get_rng_state()
     again, _ = ref.reference_reader(FaceDataModule("synth-tiny", root=str(data.reader.root)), progress=False)
+    assert torch.equal(torch.get_rng_state(), state)  # a run's results never depend on loading vs training
     assert not any(p.requires_grad for p in again.parameters()) and not again.training
     batch = collate(clips_of(data, "val")[:3])
     args = (batch.vertices, batch.templates, batch.frame_lengths)

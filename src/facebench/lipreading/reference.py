@@ -225,7 +225,10 @@ def load_reader(folder: Path) -> tuple[ReferenceLipReader, dict]:
     card = json.loads((folder / "card.json").read_text())
     state = torch.load(folder / "reader.pt", map_location="cpu", weights_only=True)
     recipe = ReaderRecipe(**card["recipe"])
-    model = ReferenceLipReader(state["region"], card["n_phonemes"], recipe.hidden, recipe.dropout)
+    # Building the layers draws their initial weights: from a forked generator, so that loading the
+    # reader leaves the run's random stream exactly where training it would have.
+    with torch.random.fork_rng(devices=[]):
+        model = ReferenceLipReader(state["region"], card["n_phonemes"], recipe.hidden, recipe.dropout)
     model.load_state_dict(state)
     return model.eval().requires_grad_(False), card
 
