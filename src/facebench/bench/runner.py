@@ -24,7 +24,7 @@ import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
 from facebench.bench.config import ModelSpec, config_hash, resolve
 from facebench.bench.leaderboard import append_rows, leaderboard_path
 from facebench.data.datamodule import FaceDataModule
-from facebench.lipreading.reference import has_phoneme_labels, reference_reader
+from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.callback import MeshMetricsCallback, trainable_parameters
 from facebench.models.base import TalkingFaceModule
 
@@ -135,8 +135,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     config = resolve(spec, dataset, profile, seed, variant)
     L.seed_everything(seed, workers=True, verbose=False)
     data, model = build(config, root)
-    if has_phoneme_labels(data):
-        reference_reader(data, progress=progress)  # trained once per dataset, before the timed training
+    dataset_lip_reader(data, progress)  # trained once per dataset, before the timed training
     stamp = dt.datetime.now(dt.timezone.utc)
     label = spec.name + (f"-{variant}" if variant else "")
     run_dir = runs / dataset / f"{label}-{profile}-seed{seed}-{stamp:%Y%m%dT%H%M%S%f}"

@@ -199,12 +199,8 @@ def train_reader(
     model.eval().requires_grad_(False)
     floor = {}
     for split in ("train", "val", *data.test_split_names):
-        split_clips = (
-            clips
-            if split == "train"
-            else ClipDataset(data.reader, data.reader.index(data.preset.split(split)))
-        )
-        floor[split] = split_error_rate(model, split_clips)
+        # Only the training split can be limited per run; the others are the datamodule's own.
+        floor[split] = split_error_rate(model, clips if split == "train" else data.split_dataset(split))
     card = {
         "version": VERSION, "dataset": data.preset.name, "recipe": asdict(recipe), "n_phonemes": model.n_phonemes,
         "region_vertices": len(region), "train_clips": len(clips), "train_seconds": round(time.perf_counter() - start, 1),
@@ -219,6 +215,11 @@ def reader_folder(data: FaceDataModule) -> Path:
 
 def has_phoneme_labels(data: FaceDataModule) -> bool:
     return (data.reader.root / "phonemes").is_dir()
+
+
+def dataset_lip_reader(data: FaceDataModule, progress: bool = True) -> ReferenceLipReader | None:
+    """The dataset's reference reader where it has phoneme labels (trained on first use), else None."""
+    return reference_reader(data, progress=progress)[0] if has_phoneme_labels(data) else None
 
 
 def load_reader(folder: Path) -> tuple[ReferenceLipReader, dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import lightning as L
 from torch import nn
 
-from facebench.lipreading.reference import has_phoneme_labels, reference_reader
+from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.collection import ConditionedMetrics
 
 
@@ -23,7 +23,7 @@ class MeshMetricsCallback(L.Callback):
     def _build(self, trainer: L.Trainer, pl_module: L.LightningModule, splits: list[str], read_lips: bool = False) -> None:
         data = trainer.datamodule
         regions = data.regions()
-        lip_reader = reference_reader(data)[0] if read_lips and has_phoneme_labels(data) else None
+        lip_reader = dataset_lip_reader(data) if read_lips else None
         self._metrics = {}
         for split in splits:
             spec = data.preset.split(split)

@@ -10,7 +10,7 @@ import torch
 
 from facebench.data.datamodule import FaceDataModule
 from facebench.errors import DataError
-from facebench.lipreading.reference import has_phoneme_labels, reference_reader
+from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.collection import ConditionedMetrics
 
 
@@ -58,7 +58,7 @@ def evaluate_folder(pred_dir: str | Path, dataset: str, split: str, root: str | 
     data = FaceDataModule(dataset, root=root)
     clips = data.split_dataset(split)
     regions = data.regions()
-    lip_reader = reference_reader(data)[0] if has_phoneme_labels(data) else None
+    lip_reader = dataset_lip_reader(data)
     evaluator: ConditionedMetrics | None = None
     train = data.train_subjects
     for i, entry in enumerate(clips.entries):
