@@ -102,3 +102,37 @@ def test_logmel_encoder_frame_counts(fps, per_frame):
 def test_unknown_encoder_name():
     with pytest.raises(FacebenchError, match="logmel, wav2vec2 or hubert"):
         build_audio_encoder("whisper")
+
+
+def speech_like(rate: int, seconds: float = 1.0) -> np.ndarray:
+    """A voiced sound: 120 Hz pulses through a 700 Hz resonance, with a slow envelope."""
+    t = np.arange(int(rate * seconds)) / rate
+    source = (np.sin(2 * np.pi * 120 * t) > 0.95).astype(np.float64)
+    signal = np.convolve(source, np.exp(-t[:400] * 300) * np.sin(2 * np.pi * 700 * t[:400]))[: len(t)]
+    return (signal * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def test_reference_resamplers_follow_librosa(tmp_path):
+    """`kaiser_best` is resampy's filter (what librosa 0.8.1, pinned by FaceFormer and CodeTalker,
+    calls) at librosa's output length; `soxr_hq` is soxr's HQ (librosa >= 0.10). They differ from
+    scipy's polyphase filter by well under a percent of the signal, but they do differ."""
+    resampy = pytest.importorskip("resampy")
+    soxr = pytest.importorskip("soxr")
+    samples = speech_like(44100)
+    soundfile.write(tmp_path / "a.wav", samples, 44100, subtype="FLOAT")
+    ours = {name: load_audio(tmp_path / "a.wav", resampler=name) for name in ("scipy", "kaiser_best", "soxr_hq")}
+    assert {len(v) for v in ours.values()} == {int(np.ceil(len(samples) * 16000 / 44100))}
+    np.testing.assert_allclose(ours["kaiser_best"][:16000], resampy.resample(samples, 44100, 16000, filter="kaiser_best")[:16000], atol=1e-6)
+    np.testing.assert_allclose(ours["soxr_hq"], soxr.resample(samples, 44100, 16000, quality="HQ")[: len(ours["soxr_hq"])], atol=1e-6)
+    for name in ("kaiser_best", "soxr_hq"):
+        relative = np.linalg.norm(ours[name] - ours["scipy"]) / np.linalg.norm(ours["scipy"])
+        assert 1e-5 < relative < 1e-2, (name, relative)
+
+
+def test_unknown_or_missing_resampler_is_named(tmp_path, monkeypatch):
+    soundfile.write(tmp_path / "a.wav", speech_like(22050), 22050)
+    with pytest.raises(FacebenchError, match="resampler: expected one of scipy, kaiser_best, soxr_hq, found 'best'"):
+        load_audio(tmp_path / "a.wav", resampler="best")
+    monkeypatch.setitem(__import__("sys").modules, "resampy", None)  # as if not installed
+    with pytest.raises(FacebenchError, match="the 'resampy' package .* not installed"):
+        load_audio(tmp_path / "a.wav", resampler="kaiser_best")

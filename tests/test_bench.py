@@ -10,19 +10,21 @@ import pytest
 from facebench.bench import leaderboard as lb
 from facebench.bench.config import ModelSpec, config_hash, model_specs, resolve, resolve_models
 from facebench.bench.drift import compare, load_tolerances
-from facebench.bench.runner import run_one
+from facebench.bench.runner import run_isolated, run_one
 from facebench.cli import main
 from facebench.errors import FacebenchError
 
 
 @pytest.fixture(scope="session")
 def bench_ci(synth_tiny, tmp_path_factory):
-    """The anchors and FaceFormer through the real runner, ci profile, on the tiny corpus."""
+    """The anchors and FaceFormer through the real runner, ci profile, on the tiny corpus, each in
+    its own process as `facebench bench` runs them."""
     out = tmp_path_factory.mktemp("bench")
     rows = []
     for name in ("template", "oracle", "ff"):
         (spec,) = resolve_models(name, "synth-tiny")
-        rows += run_one(spec, "synth-tiny", "ci", 0, root=str(synth_tiny), leaderboards=out / "leaderboards", runs=out / "runs", progress=False)
+        rows += run_isolated(spec=spec, dataset="synth-tiny", profile="ci", seed=0, root=str(synth_tiny),
+                             leaderboards=out / "leaderboards", runs=out / "runs", progress=False)  # fmt: skip
     return out, pd.DataFrame(rows)
 
 
@@ -46,8 +48,18 @@ def test_rows_and_run_folder(bench_ci, synth_tiny):
     assert len(table) == 6 and set(table.split) == {"test_seen", "test_unseen"}
     assert list(table.columns[: len(lb.COLUMNS)]) == lb.COLUMNS
     ff = table[table.model == "faceformer"].iloc[0]
-    assert ff.params > 0 and ff.train_time_s > 0 and ff.rtf > 0 and ff.peak_memory_mb > 0 and ff.device == "cpu"
+    assert ff.params > 0 and ff.train_time_s > 0 and ff.rtf > 0 and ff.rtf_clips == 10 and ff.device == "cpu"
     assert ff.audio_encoder == "logmel" and "lve=regions/lve.txt" in ff.region_set and ff.config_hash
+    assert ff.torch and ff.cpu and ff.threads >= 1 and ff.per_reader.startswith("v2:") and ff.samples == 1
+    assert ff.inputs == "audio, template, style, frame count from audio" and not ff.official_code  # ci: [ours] settings
+    oracle = table[table.model == "oracle"].iloc[0]
+    assert oracle.inputs.endswith("privileged: deterministic") and not oracle.official_code
+    # Each run's own memory: the anchors, which train nothing, need far less than FaceFormer's training.
+    peaks = table.groupby("model").peak_memory_mb.max()
+    assert 0 <= peaks["template"] < 0.5 * peaks["faceformer"] and peaks["oracle"] < 0.5 * peaks["faceformer"], peaks
+    # The frame count comes from the audio: about one frame per clip differs from the ground truth.
+    assert (table[table.model != "oracle"].frames_dropped > 0).all() and (table[table.model == "oracle"].frames_dropped == 0).all()
+    assert set(table.clips) == {16, 8}
     unseen = table[(table.model == "faceformer") & (table.split == "test_unseen")].iloc[0]
     assert unseen.protocol == "mean over 4 training styles" and unseen.diversity > 0
     # Lip readability: one frozen reader judges every model (same floor), and a still face is unreadable.
@@ -55,8 +67,9 @@ def test_rows_and_run_folder(bench_ci, synth_tiny):
     for split in ("test_seen", "test_unseen"):
         per = table[table.split == split].set_index("model").per
         assert per["template"] > 0.9 and per["faceformer"] < per["template"], per
-    run = Path(ff.run_dir)
-    assert (run / "config.yaml").is_file() and (run / "metrics.json").is_file() and Path(ff.checkpoint).is_file()
+    run = out / "runs" / ff.run_dir  # paths relative to the runs folder
+    assert (run / "config.yaml").is_file() and (run / "metrics.json").is_file() and (out / "runs" / ff.checkpoint).is_file()
+    assert ff.checkpoint.endswith("checkpoints/fit-best.ckpt") and (run / "stages.json").is_file()
     assert len(list((run / "predictions" / "test_unseen").glob("*_condition_S01.npy"))) == 2
     # The anchors' rows equal the anchors stored with the corpus.
     import json
@@ -195,42 +208,56 @@ def test_drift_command_passes_and_fails_when_perturbed(synth_tiny, tmp_path, mon
     assert exit_info.value.code == 1 and "lve" in capsys.readouterr().out
 
 
-def test_lightning_cli_fits_a_model(synth_tiny, tmp_path):
+def test_lightning_cli_fits_a_model_and_keeps_the_best_checkpoint(synth_tiny, tmp_path):
     main(["fit", "--model", "FaceFormer", "--model.lr", "0.001", "--data.dataset", "synth-tiny", "--data.root", str(synth_tiny),
-          "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
+          "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
           "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
-    assert list(tmp_path.rglob("config.yaml")) and list(tmp_path.rglob("*.ckpt"))
-
-
-def test_stages_run_in_order_and_each_keeps_its_best_checkpoint(synth_tiny, tmp_path):
+    assert list(tmp_path.rglob("config.yaml"))
+    (checkpoint,) = tmp_path.rglob("*.ckpt")  # one: the best on validation LVE, as `bench` keeps
     import torch
 
-    from facebench.bench.runner import fit_stages
-    from facebench.data.datamodule import FaceDataModule
-    from facebench.models.anchors import Template
+    state = torch.load(checkpoint, weights_only=False)
+    (callback,) = [v for k, v in state["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert checkpoint.name == "fit-best.ckpt" and callback["monitor"] == "val/lve"
 
-    class TwoStageTemplate(Template):
-        stages = ("first", "second")
 
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.offset = torch.nn.Parameter(torch.zeros(3))
-            self.seen_stages = []
+def test_appends_keep_the_files_mode(tmp_path):
+    path = tmp_path / "board.csv"
+    old = os.umask(0o022)
+    try:
+        lb.append_rows(path, [{"model": "a", "lve": 1.0}])
+        assert path.stat().st_mode & 0o777 == 0o644  # a new file: what the umask gives (not the temporary file's 0600)
+        path.chmod(0o664)
+        lb.append_rows(path, [{"model": "b", "lve": 2.0}])
+        assert path.stat().st_mode & 0o777 == 0o664  # an existing file keeps its mode
+    finally:
+        os.umask(old)
 
-        def on_fit_start(self):
-            self.seen_stages.append(self.stage)
 
-        def losses(self, batch):
-            return {"loss": ((self.offset - 0.001) ** 2).sum()}
+def test_chart_and_table_count_a_rerun_seed_once():
+    row = {"model": "m", "variant": "", "profile": "quick", "config_hash": "h", "split": "s", "dataset": "d"}
+    rows = pd.DataFrame([{**row, "seed": 0, "lve": 1.0, "date": "2026-01-01"}, {**row, "seed": 0, "lve": 3.0, "date": "2026-01-02"},
+                         {**row, "seed": 1, "lve": 5.0, "date": "2026-01-01"}])  # fmt: skip
+    kept = lb.latest_per_seed(rows)
+    assert sorted(kept.lve) == [3.0, 5.0]
+    assert lb.summarise(rows).lve_mean.tolist() == [4.0] and lb.lve_by_model(rows)["mean"].tolist() == [4.0]
 
-        def generate(self, batch):
-            return super().generate(batch) + self.offset
 
-    data = FaceDataModule("synth-tiny", root=str(synth_tiny), batch_size=8, max_train_clips=8)
-    data.setup()
-    model = TwoStageTemplate(n_vertices=data.n_vertices, n_styles=data.n_styles, lr=1e-3)
-    config = {"trainer": {"max_epochs": 2, "accelerator": "cpu", "devices": 1, "deterministic": True}}
-    cost = fit_stages(model, data, config, tmp_path, progress=False)
-    assert model.seen_stages == ["first", "second"]
-    assert [Path(p).name for p in cost["checkpoint"].split(";")] == ["first-best.ckpt", "second-best.ckpt"]
-    assert cost["train_time_s"] > 0 and cost["train_frames_per_s"] > 0
+def test_progress_bar_shows_display_scale_and_unit():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from facebench.bench.progress import DisplayScaleProgressBar, display_label
+    from facebench.data.presets import VOCASET
+
+    assert display_label("lve", 1e-5, "m") == "LVE ×1e-05 m²" and display_label("mve", 1e-3, "m") == "MVE ×0.001 m"
+    bar = DisplayScaleProgressBar()
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(preset=VOCASET))
+    original = RichProgressBar.get_metrics
+    RichProgressBar.get_metrics = lambda self, t, m: {"v_num": 3, "val/lve": 1.3e-5, "train/loss": 2.9e-7}
+    try:
+        shown = bar.get_metrics(trainer, None)
+    finally:
+        RichProgressBar.get_metrics = original
+    assert shown == {"v_num": 3, "val LVE ×1e-05 m²": "1.300", "train/loss": "2.9e-07"}

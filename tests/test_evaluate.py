@@ -67,3 +67,22 @@ def test_wrong_prediction_shape(biwi_root, tmp_path):
     np.save(tmp_path / "F2_e37.npy", np.zeros((4, 12), np.float32))
     with pytest.raises(Exception, match=r"F2_e37.npy.*70110.*\(4, 12\)"):
         evaluate_folder(tmp_path, "biwi", "test_a", root=str(biwi_root))
+
+
+def test_an_empty_or_incomplete_folder_fails_before_any_reader_is_built(synth_tiny, tmp_path, monkeypatch):
+    """Metrics never train: the predictions are checked first, in seconds."""
+    from facebench.errors import DataError
+    from facebench.lipreading import reference
+
+    monkeypatch.setattr(reference, "train_reader", lambda *a, **k: pytest.fail("trained a reader before checking the predictions"))
+    monkeypatch.setattr(reference, "reader_folder", lambda data: tmp_path / "no-reader")  # as if none were stored
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="predicted .npy files for the 16 clips of split 'test_seen', found none"):
+        evaluate_folder(empty, "synth-tiny", "test_seen", root=str(synth_tiny))
+    data = FaceDataModule("synth-tiny", root=str(synth_tiny))
+    write_predictions(data, "test_seen", empty, lambda s: [None])
+    last = sorted(empty.glob("*.npy"))[-1]
+    last.unlink()
+    with pytest.raises(DataError, match=f"or {last.name}, found neither"):
+        evaluate_folder(empty, "synth-tiny", "test_seen", root=str(synth_tiny))

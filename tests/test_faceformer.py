@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from facebench.data.sequence import Sequence, collate
+from facebench.errors import FacebenchError
 from facebench.models.components.audio_encoders import PretrainedSpeechEncoder
 from facebench.models.components.periodic import (
     PeriodicPositionalEncoding,
@@ -89,15 +90,83 @@ def test_decoder_is_torchs_decoder_with_official_shape():
     assert layer.activation is torch.nn.functional.relu or layer.activation_relu_or_gelu == 1
 
 
-def test_official_state_dict_loads(tiny_encoder_config, tmp_path):
-    encoder = PretrainedSpeechEncoder("wav2vec2", config=tiny_encoder_config)
-    network = FaceFormerNetwork(encoder, V, 3, feature_dim=16)
-    official = {k.replace("audio_encoder.model.", "audio_encoder."): v for k, v in network.state_dict().items()}
-    official["PPE.pe"] = official_ppe(16, 30, 600)[None]
-    other = FaceFormerNetwork(PretrainedSpeechEncoder("wav2vec2", config=tiny_encoder_config), V, 3, feature_dim=16)
-    other.load_official_state_dict(official)
-    for key, value in network.state_dict().items():
-        assert torch.equal(other.state_dict()[key], value)
+def official_checkpoint_shapes(encoder: dict, n_vertices: int, n_styles: int, d: int, period: int) -> dict[str, tuple]:
+    """Keys and shapes of `Faceformer.state_dict()` as the official code saves it (EvelynFan/FaceFormer
+    @ dfaea81, `faceformer.py`, `torch.save(model.state_dict())` in `main.py`), written out here from
+    the official module definitions, not derived from facebench's model: the audio encoder is
+    transformers 4.6.1's Wav2Vec2Model (group-norm feature extractor, weight-normed positional
+    convolution saved as weight_g / weight_v, masked_spec_embed always built), `PPE.pe` a persistent
+    buffer tiled to max_seq_len 600, the decoder torch's TransformerDecoderLayer."""
+    h, inner, layers = encoder["hidden_size"], encoder["intermediate_size"], encoder["num_hidden_layers"]
+    conv, kernels = encoder["conv_dim"], (10, 3, 3, 3, 3, 2, 2)  # the wav2vec2-base kernel widths
+    k, groups = encoder["num_conv_pos_embeddings"], encoder["num_conv_pos_embedding_groups"]
+    shapes = {"audio_encoder.masked_spec_embed": (h,)}
+    for i, (c, w) in enumerate(zip(conv, kernels)):
+        shapes[f"audio_encoder.feature_extractor.conv_layers.{i}.conv.weight"] = (c, 1 if i == 0 else conv[i - 1], w)
+    shapes |= {"audio_encoder.feature_extractor.conv_layers.0.layer_norm.weight": (conv[0],),
+               "audio_encoder.feature_extractor.conv_layers.0.layer_norm.bias": (conv[0],),
+               "audio_encoder.feature_projection.layer_norm.weight": (conv[-1],), "audio_encoder.feature_projection.layer_norm.bias": (conv[-1],),
+               "audio_encoder.feature_projection.projection.weight": (h, conv[-1]), "audio_encoder.feature_projection.projection.bias": (h,),
+               "audio_encoder.encoder.pos_conv_embed.conv.weight_g": (1, 1, k),
+               "audio_encoder.encoder.pos_conv_embed.conv.weight_v": (h, h // groups, k),
+               "audio_encoder.encoder.pos_conv_embed.conv.bias": (h,),
+               "audio_encoder.encoder.layer_norm.weight": (h,), "audio_encoder.encoder.layer_norm.bias": (h,)}  # fmt: skip
+    for n in range(layers):
+        layer = f"audio_encoder.encoder.layers.{n}."
+        for proj in ("k_proj", "v_proj", "q_proj", "out_proj"):
+            shapes |= {f"{layer}attention.{proj}.weight": (h, h), f"{layer}attention.{proj}.bias": (h,)}
+        shapes |= {f"{layer}layer_norm.weight": (h,), f"{layer}layer_norm.bias": (h,),
+                   f"{layer}feed_forward.intermediate_dense.weight": (inner, h), f"{layer}feed_forward.intermediate_dense.bias": (inner,),
+                   f"{layer}feed_forward.output_dense.weight": (h, inner), f"{layer}feed_forward.output_dense.bias": (h,),
+                   f"{layer}final_layer_norm.weight": (h,), f"{layer}final_layer_norm.bias": (h,)}  # fmt: skip
+    shapes |= {"audio_feature_map.weight": (d, h), "audio_feature_map.bias": (d,), "vertice_map.weight": (d, 3 * n_vertices),
+               "vertice_map.bias": (d,), "PPE.pe": (1, (600 // period + 1) * period, d)}  # fmt: skip
+    decoder = "transformer_decoder.layers.0."
+    for attention in ("self_attn", "multihead_attn"):
+        shapes |= {f"{decoder}{attention}.in_proj_weight": (3 * d, d), f"{decoder}{attention}.in_proj_bias": (3 * d,),
+                   f"{decoder}{attention}.out_proj.weight": (d, d), f"{decoder}{attention}.out_proj.bias": (d,)}  # fmt: skip
+    shapes |= {f"{decoder}linear1.weight": (2 * d, d), f"{decoder}linear1.bias": (2 * d,), f"{decoder}linear2.weight": (d, 2 * d),
+               f"{decoder}linear2.bias": (d,), **{f"{decoder}norm{i}.{p}": (d,) for i in (1, 2, 3) for p in ("weight", "bias")},
+               "vertice_map_r.weight": (3 * n_vertices, d), "vertice_map_r.bias": (3 * n_vertices,), "obj_vector.weight": (d, n_styles)}  # fmt: skip
+    return shapes
+
+
+def official_checkpoint(encoder: dict, period: int = 30, d: int = 16) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(7)
+    state = {key: torch.randn(shape, generator=g) for key, shape in official_checkpoint_shapes(encoder, V, 3, d, period).items()}
+    state["PPE.pe"] = official_ppe(d, period, 600)[None]
+    return state
+
+
+def test_an_official_checkpoint_loads(tiny_encoder_config):
+    """A state dict in the official naming and shapes loads, every value where the official code has it."""
+    state = official_checkpoint(tiny_encoder_config)
+    network = FaceFormerNetwork(PretrainedSpeechEncoder("wav2vec2", config=tiny_encoder_config), V, 3, feature_dim=16)
+    network.load_official_state_dict(state)
+    ours = network.state_dict()
+    for key, value in state.items():
+        if key == "PPE.pe":
+            continue
+        mine = key.replace("audio_encoder.", "audio_encoder.model.", 1)
+        mine = mine.replace("conv.weight_g", "conv.parametrizations.weight.original0").replace("conv.weight_v", "conv.parametrizations.weight.original1")
+        assert torch.equal(ours[mine], value), key
+    # The positional convolution's effective weight is weight norm's g * v / ||v|| (norm over all but dim 2).
+    conv = network.audio_encoder.model.encoder.pos_conv_embed.conv
+    g, v = state["audio_encoder.encoder.pos_conv_embed.conv.weight_g"], state["audio_encoder.encoder.pos_conv_embed.conv.weight_v"]
+    torch.testing.assert_close(conv.weight, g * v / v.norm(dim=(0, 1), keepdim=True))
+
+
+def test_an_official_checkpoint_of_another_configuration_is_refused(tiny_encoder_config):
+    network = FaceFormerNetwork(PretrainedSpeechEncoder("wav2vec2", config=tiny_encoder_config), V, 3, feature_dim=16)
+    with pytest.raises(FacebenchError, match="PPE.pe tiling a period of 30"):
+        network.load_official_state_dict(official_checkpoint(tiny_encoder_config, period=25))
+    state = official_checkpoint(tiny_encoder_config)
+    state["vertice_map.weight"] = torch.zeros(16, 3 * (V + 1))
+    with pytest.raises(FacebenchError, match="vertice_map.weight"):
+        network.load_official_state_dict(state)
+    del state["obj_vector.weight"]
+    with pytest.raises(FacebenchError, match="missing \\['obj_vector.weight'\\]"):
+        network.load_official_state_dict(state)
 
 
 @torch.no_grad()
@@ -116,8 +185,9 @@ def test_incremental_decoding_equals_full_recomputation():
 def test_clips_beyond_600_frames():
     model = make_model()
     long = collate([clip(650, 3)])
-    out = model.generate(long)
-    assert out.shape == (1, 650, V, 3) and torch.isfinite(out).all()
+    inputs = model.generation_inputs(long)
+    out = model.generate(inputs)
+    assert out.shape == (1, int(inputs.n_frames[0]), V, 3) and out.shape[1] > 640 and torch.isfinite(out).all()
     features = model.network.encode_audio(long.audio, long.audio_lengths, long.frame_lengths)
     full = model.network.autoregressive(features, 650, model.style_one_hot(long.style), incremental=False)
     torch.testing.assert_close(model.offsets(long, teacher_forcing=False), full, atol=1e-5, rtol=1e-4)
@@ -134,10 +204,13 @@ def test_a_batch_equals_its_clips_one_at_a_time(teacher_forcing):
         singles = [model.losses(collate([c]))["loss"] for c in clips]
         torch.testing.assert_close(model.losses(batch)["loss"], torch.stack(singles).mean(), rtol=1e-5, atol=1e-12)
         # Frames: each clip's real frames do not see the padding.
-        generated = model.generate(batch)
+        inputs = model.generation_inputs(batch)
+        generated = model.generate(inputs)
         for i, c in enumerate(clips):
-            alone = model.generate(collate([c]))[0]
-            torch.testing.assert_close(generated[i, : len(c.vertices)], alone, atol=1e-6, rtol=1e-5)
+            alone = model.generate(model.generation_inputs(collate([c])))[0]
+            n = int(inputs.n_frames[i])
+            assert len(alone) == n
+            torch.testing.assert_close(generated[i, :n], alone, atol=1e-6, rtol=1e-5)
     # Gradients too (training mode without dropout so both passes are the same function).
     model.train()
     for module in model.modules():
@@ -163,5 +236,5 @@ def test_offset_scale_changes_units_not_outputs():
         b.network.vertice_map_r.weight /= 1e-3  # the output now in millimetres
         b.network.vertice_map_r.bias /= 1e-3
         b.network.vertice_map.weight *= 1e-3  # and the fed-back frames read in millimetres
-        batch = collate([clip(15, 7)])
-        torch.testing.assert_close(a.generate(batch), b.generate(batch), atol=1e-6, rtol=1e-4)
+        inputs = a.generation_inputs(collate([clip(15, 7)]))
+        torch.testing.assert_close(a.generate(inputs), b.generate(inputs), atol=1e-6, rtol=1e-4)

@@ -8,11 +8,9 @@ models and datamodule, as in TorchGeo.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import warnings
 
-from facebench.console import console, metric_table
+from facebench.console import configure_logging, console, metric_table
 from facebench.errors import FacebenchError
 
 LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
@@ -58,20 +56,25 @@ def cmd_synth(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from facebench.bench.config import resolve_models
-    from facebench.bench.runner import run_one
+    from facebench.bench.config import dataset_name, resolve_models
+    from facebench.bench.leaderboard import leaderboard_path
+    from facebench.bench.runner import run_isolated
+    from facebench.data.datamodule import FaceDataModule
 
     specs = resolve_models(args.model, args.data)
+    name = dataset_name(args.data)
+    FaceDataModule(args.data, root=args.root).setup()  # a missing or malformed dataset stops here, before any run starts
     rows = []
     for spec in specs:
         for variant in spec.variants:
             label = spec.name + (f" ({variant})" if variant else "")
-            console.rule(f"{label} on {args.data}, profile {args.profile}, seed {args.seed}")
-            rows += run_one(spec, args.data, args.profile, args.seed, variant, root=args.root,
-                            leaderboards=Path(args.leaderboards), runs=Path(args.runs), progress=not args.no_progress)  # fmt: skip
-    columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "per", "train_time_s", "rtf", "params"]
-    console.print(metric_table(f"{args.data} ({args.profile}, seed {args.seed}): raw units", rows, columns))
-    console.print(f"appended {len(rows)} rows to {Path(args.leaderboards) / (args.data + '.csv')}")
+            console.rule(f"{label} on {name}, profile {args.profile}, seed {args.seed}")
+            # Each run in a fresh process, so that its peak memory is its own (README, "Leaderboard rows").
+            rows += run_isolated(args.verbose, spec=spec, dataset=args.data, profile=args.profile, seed=args.seed, variant=variant,
+                                 root=args.root, leaderboards=Path(args.leaderboards), runs=Path(args.runs), progress=not args.no_progress)  # fmt: skip
+    columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "per", "train_time_s", "rtf", "peak_memory_mb", "params"]
+    console.print(metric_table(f"{name} ({args.profile}, seed {args.seed}): raw units", rows, columns))
+    console.print(f"appended {len(rows)} rows to {leaderboard_path(args.leaderboards, name)}")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
@@ -112,7 +115,7 @@ def cmd_lipreader(args: argparse.Namespace) -> None:
 def cmd_drift(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from facebench.bench.drift import compare, current_metrics, load_tolerances
+    from facebench.bench.drift import compare, current_metrics, environments, load_tolerances
     from facebench.bench.leaderboard import read_rows
 
     reference = Path(args.reference)
@@ -131,6 +134,7 @@ def cmd_drift(args: argparse.Namespace) -> None:
     if drifted:
         console.print(metric_table("metrics that drifted", drifted, ["model", "variant", "split", "metric", "reference", "current", "difference"]))
         console.print(f"[bold red]drift:[/] {len(drifted)} value(s) outside tolerance (benchmarks/drift.yaml)")
+        console.print(f"reference made with {environments(ref)}; now {environments(current)}", highlight=False, markup=False)
         sys.exit(1)
     console.print(f"no drift: {len(current)} rows x {len(current.columns) - 3} metrics within tolerance of {reference}")
 
@@ -198,13 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         run_lightning_cli(argv)
         return
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # Lightning's device and tip messages say nothing a benchmark user needs
-        import lightning.pytorch  # noqa: F401  (it sets its loggers' levels when imported)
-
-        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers|litlogger|litmodels).*")
+    configure_logging(args.verbose)
     try:
         args.func(args)
     except FacebenchError as exc:

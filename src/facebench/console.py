@@ -24,3 +24,19 @@ def format_value(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Warnings and debug messages only when asked for: Lightning's device and tip messages say
+    nothing a benchmark user needs. Runs in every process a command starts."""
+    import logging
+    import warnings
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if verbose:
+        return
+    import lightning.pytorch  # noqa: F401  (it sets its loggers' levels when imported)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers|litlogger|litmodels|exists and is not empty).*")

@@ -17,3 +17,7 @@ class DataError(FacebenchError, ValueError):
         self.where, self.expected, self.found, self.hint = str(where), expected, found, hint
         msg = f"{where}: expected {expected}, found {found}"
         super().__init__(msg + (f". {hint}" if hint else ""))
+
+    def __reduce__(self):
+        # Rebuilt from its parts when it crosses a process boundary (a run in its own process).
+        return type(self), (self.where, self.expected, self.found, self.hint)

@@ -1,9 +1,11 @@
 """`facebench fit|validate|test|predict`: Lightning's CLI over any facebench model and the dataset
 datamodule, as TorchGeo does. The dataset's facts (vertex count, styles, frame rate, period,
 audio alignment) are linked into the model, and every run is scored by the shared metrics callback.
+The checkpoint kept is the one `bench` keeps, the best on the model's first stage's validation
+metric (the model's `configure_callbacks`); multi-stage models train all their stages with `bench`.
 
     facebench fit --model FaceFormer --data.dataset synth --trainer.max_epochs 10
-    facebench fit --config run.yaml        # a config.yaml saved by `facebench bench` works too
+    facebench test --model FaceFormer --data.dataset synth --ckpt_path best-or-a-path.ckpt
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
 import facebench.models.anchors  # noqa: F401  (so short class names resolve)
 import facebench.models.dualtalker  # noqa: F401
 import facebench.models.faceformer  # noqa: F401
+from facebench.bench.progress import DisplayScaleProgressBar
 from facebench.data.datamodule import FaceDataModule
 from facebench.metrics.callback import MeshMetricsCallback
 from facebench.models.base import TalkingFaceModule
@@ -26,6 +29,12 @@ class FacebenchCLI(LightningCLI):
         for fact in DATASET_FACTS:
             parser.link_arguments(f"data.{fact}", f"model.init_args.{fact}", apply_on="instantiate")
 
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        # Lightning refuses a progress bar callback when the bar is switched off.
+        if config.get("enable_progress_bar", True) is not False:
+            callbacks = [*callbacks, DisplayScaleProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
+
 
 def run_lightning_cli(args: list[str]) -> FacebenchCLI:
     return FacebenchCLI(
@@ -34,6 +43,6 @@ def run_lightning_cli(args: list[str]) -> FacebenchCLI:
         subclass_mode_model=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [MeshMetricsCallback()], "num_sanity_val_steps": 0},
+        trainer_defaults={"callbacks": [MeshMetricsCallback(stored_lip_reader=True)], "num_sanity_val_steps": 0},
         args=args,
     )

@@ -1,7 +1,11 @@
 """Benchmark configuration from `benchmarks/`: one YAML per model (LightningCLI-style
 `class_path`/`init_args`, aliases, variants, overrides by profile and dataset) and one per profile
 (trainer and datamodule arguments). The resolved config is saved with every run and hashed into
-its leaderboard rows."""
+its leaderboard rows.
+
+A resolved config has the sections `model`, `trainer` (every stage's default), `data`,
+`stages` (per stage name: its own `trainer`, `data` and `lr`, over the defaults) and `evaluation`
+(`samples`: generations per clip of a stochastic model, `seed`: the first sample's seed)."""
 
 from __future__ import annotations
 
@@ -52,11 +56,17 @@ class ModelSpec:
         return ["", *self.raw.get("variants", {})]
 
     def applies_to(self, dataset: str) -> bool:
-        return not self.raw.get("synthetic_only") or dataset.startswith("synth")
+        return not self.raw.get("synthetic_only") or dataset_name(dataset).startswith("synth")
+
+    def official_code(self, profile: str) -> bool:
+        """True where the profile runs the paper's published code and setup (`official_profiles`)."""
+        return bool(self.raw.get("official_code")) and profile in self.raw.get("official_profiles", [])
 
     def resolve(self, dataset: str, profile: str, variant: str = "") -> dict:
-        """Model section after the profile/dataset overrides and the variant, in that order."""
-        resolved = {"model": copy.deepcopy(self.raw["model"])}
+        """Model section (and the model's `stages`/`evaluation` settings) after the profile/dataset
+        overrides and the variant, in that order. `dataset` patterns match the dataset's name."""
+        dataset = dataset_name(dataset)
+        resolved = {k: copy.deepcopy(self.raw[k]) for k in ("model", "stages", "evaluation") if k in self.raw}
         for override in self.raw.get("overrides", []):
             # `dataset` may be a pattern: "synth*" matches every synthetic corpus.
             if override.get("profile", profile) == profile and fnmatch(dataset, override.get("dataset", dataset)):
@@ -114,14 +124,24 @@ def load_profile(profile: str) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def dataset_name(dataset: str) -> str:
+    """The name of a dataset given by preset name or folder (its facebench.yaml's `name`)."""
+    import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
+    from facebench.data.presets import get_preset
+
+    return get_preset(dataset).name
+
+
 def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str = "") -> dict:
-    """The whole run config: model, trainer, data, identity."""
-    config = deep_merge(load_profile(profile), spec.resolve(dataset, profile, variant))
-    config.update(model_name=spec.name, variant=variant, dataset=dataset, profile=profile, seed=seed)
+    """The whole run config: model, trainer, data, stages, evaluation, identity. `dataset` is kept
+    as given (a folder stays a folder, to read it again); `dataset_name` is its name."""
+    config = deep_merge({"stages": {}, "evaluation": {"samples": 1, "seed": 0}, **load_profile(profile)}, spec.resolve(dataset, profile, variant))
+    config.update(model_name=spec.name, variant=variant, dataset=dataset, dataset_name=dataset_name(dataset), profile=profile, seed=seed)
     return config
 
 
 def config_hash(config: dict) -> str:
-    """Hash of everything but the seed, so seeds of one config group together."""
-    stripped = {k: v for k, v in config.items() if k != "seed"}
+    """Hash of everything but the seed and where the dataset lies, so seeds of one config group
+    together, also across machines."""
+    stripped = {k: v for k, v in config.items() if k not in ("seed", "dataset")}
     return hashlib.sha256(json.dumps(stripped, sort_keys=True).encode()).hexdigest()[:12]

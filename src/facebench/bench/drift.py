@@ -1,6 +1,7 @@
 """`facebench drift`: run the `ci` profile of every model on the tiny synthetic corpus, on the CPU
 and deterministically, and compare each metric with `leaderboards/ci/reference.csv` under the
-per-metric tolerances of `benchmarks/drift.yaml`."""
+per-metric tolerances of `benchmarks/drift.yaml`. The reference records the environment it was
+made in (torch, CPU, threads), shown beside the current one when something drifts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 import yaml
 
 from facebench.bench.config import benchmarks_dir, resolve_models
-from facebench.bench.leaderboard import METRICS
+from facebench.bench.leaderboard import ENVIRONMENT, METRICS
 
 DATASET, PROFILE, SEED = "synth-tiny", "ci", 0
 KEY = ["model", "variant", "split"]
@@ -26,7 +27,15 @@ def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame
             for variant in spec.variants:
                 rows += run_one(spec, DATASET, PROFILE, SEED, variant, leaderboards=None, runs=Path(runs), progress=progress)
     table = pd.DataFrame(rows)
-    return table[KEY + [m for m in METRICS if m in table]]
+    return table[KEY + [m for m in METRICS if m in table] + ENVIRONMENT]
+
+
+def environments(table: pd.DataFrame) -> str:
+    """The distinct environments of a table's rows, one line each."""
+    present = [c for c in ENVIRONMENT if c in table]
+    if not present:
+        return "not recorded"
+    return "; ".join(", ".join(f"{c}={row[c]}" for c in present) for _, row in table[present].drop_duplicates().iterrows())
 
 
 def load_tolerances(path: Path | None = None) -> dict[str, dict[str, float]]:

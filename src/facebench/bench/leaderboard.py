@@ -10,11 +10,14 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
+# What each column means and how it is measured: README, "Leaderboard rows".
 IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
-METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "per", "per_gt", "frames_dropped"]
-COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "peak_memory_mb", "device", "precision"]
-PROVENANCE = ["protocol", "config_hash", "checkpoint", "region_set", "audio_encoder", "official_code", "run_dir"]
-COLUMNS = IDENTITY + METRICS + COST + PROVENANCE
+METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity", "per", "per_gt", "frames_dropped", "clips"]
+COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "rtf_clips", "peak_memory_mb", "device", "precision"]
+ENVIRONMENT = ["torch", "cpu", "gpu", "threads"]
+PROVENANCE = ["protocol", "inputs", "samples", "config_hash", "checkpoint", "region_set", "per_reader", "audio_encoder",
+              "official_code", "run_dir"]  # fmt: skip
+COLUMNS = IDENTITY + METRICS + COST + ENVIRONMENT + PROVENANCE
 
 
 def leaderboard_path(folder: str | Path, dataset: str) -> Path:
@@ -28,8 +31,18 @@ def read_rows(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
+def file_mode(path: Path) -> int:
+    """The mode a rewritten file keeps: the existing file's, else what the umask gives a new one."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def append_rows(path: str | Path, rows: list[dict]) -> None:
-    """Append under a lock: read, add, write a temporary file beside it, rename over it."""
+    """Append under a lock: read, add, write a temporary file beside it (with the CSV's mode: a
+    temporary file is created owner-only), rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
@@ -46,6 +59,7 @@ def append_rows(path: str | Path, rows: list[dict]) -> None:
                 table.to_csv(f, index=False)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, file_mode(path))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -56,7 +70,7 @@ def append_rows(path: str | Path, rows: list[dict]) -> None:
 
 ANCHORS = ("template", "oracle")
 GROUP = ["model", "variant", "profile", "config_hash"]
-SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "per"]
+SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per"]
 
 
 def display_scale(dataset: str) -> dict[str, float]:
@@ -69,12 +83,17 @@ def display_scale(dataset: str) -> dict[str, float]:
         return {}
 
 
-def summarise(rows: pd.DataFrame) -> pd.DataFrame:
-    """One line per model configuration: mean, std and count over seeds of each metric. A seed run
-    again counts once, with its latest row (the CSV keeps them all)."""
+def latest_per_seed(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows tables and charts are made of: a seed run again counts once, with its latest row
+    (the CSV keeps them all)."""
     rows = rows.copy()
     rows["variant"] = rows["variant"].fillna("")
-    rows = rows.sort_values("date", kind="stable").drop_duplicates([*GROUP, "seed"], keep="last")
+    return rows.sort_values("date", kind="stable").drop_duplicates([*GROUP, "split", "seed"], keep="last")
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per model configuration: mean, std and count over seeds of each metric."""
+    rows = latest_per_seed(rows)
     metrics = [m for m in SHOWN if m in rows.columns and rows[m].notna().any()]
     grouped = rows.groupby(GROUP, dropna=False, sort=False)
     table = grouped[metrics].agg(["mean", "std"])
@@ -151,6 +170,13 @@ def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str],
     return result
 
 
+def lve_by_model(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread of LVE per model configuration and split, from the same rows as the tables."""
+    rows = latest_per_seed(rows)
+    rows = rows.assign(label=rows["model"] + rows["variant"].map(lambda v: f" ({v})" if v else "") + " / " + rows["profile"])
+    return rows.groupby(["label", "split"])["lve"].agg(["mean", "std"]).reset_index()
+
+
 def chart(dataset: str, rows: pd.DataFrame, out: Path) -> Path:
     """Grouped bars of LVE per model and split (display scale), error bars the spread over seeds."""
     import matplotlib
@@ -159,8 +185,7 @@ def chart(dataset: str, rows: pd.DataFrame, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     scale = display_scale(dataset).get("lve", 1.0)
-    rows = rows.assign(label=rows["model"] + rows["variant"].fillna("").map(lambda v: f" ({v})" if v else "") + " / " + rows["profile"])
-    stats = rows.groupby(["label", "split"])["lve"].agg(["mean", "std"]).reset_index()
+    stats = lve_by_model(rows)
     labels, splits = list(dict.fromkeys(stats["label"])), sorted(stats["split"].unique())
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) * len(splits)), 3.6), constrained_layout=True)
     width = 0.8 / len(splits)

@@ -1,28 +1,30 @@
-"""`facebench bench`: train a model (its stages in order, the checkpoint chosen on validation),
-test it on every test split under the condition protocol, measure its cost, keep the run folder,
-and append one leaderboard row per test split."""
+"""`facebench bench`: train a model (its stages in order, each with its own settings and its
+checkpoint chosen on its own validation metric), test it on every test split under the sealed
+condition protocol, measure its cost, keep the run folder, and append one leaderboard row per test
+split (docs/architecture.md, "The bench runner")."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
-import resource
+import multiprocessing
 import subprocess
-import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.loggers import CSVLogger
 
 import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
-from facebench.bench.config import ModelSpec, config_hash, resolve
+from facebench.bench.config import ModelSpec, config_hash, deep_merge, resolve
+from facebench.bench.cost import PeakMemory, StageTimer, environment, real_time_factor
 from facebench.bench.leaderboard import append_rows, leaderboard_path
+from facebench.bench.progress import DisplayScaleProgressBar
 from facebench.data.datamodule import FaceDataModule
 from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.callback import MeshMetricsCallback, trainable_parameters
@@ -43,29 +45,31 @@ def git_sha() -> str:
         return "unknown"
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def model_class(config: dict) -> type[TalkingFaceModule]:
+    module_name, class_name = config["model"]["class_path"].rsplit(".", 1)
+    return getattr(__import__(module_name, fromlist=[class_name]), class_name)
 
 
 def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceModule]:
-    model_class = config["model"]["class_path"]
-    module_name, class_name = model_class.rsplit(".", 1)
-    needs_deterministic = getattr(__import__(module_name, fromlist=[class_name]), class_name).needs_deterministic
-    data = FaceDataModule(config["dataset"], root=root, seed=config["seed"], with_deterministic=needs_deterministic, **config.get("data", {}))
-    data.setup()  # reads and validates the dataset before any training: a missing one fails here
+    """The datamodule (read and validated: a missing or malformed dataset fails here, before any
+    training) and the model, with the dataset's facts and the evaluation settings."""
+    privileged = model_class(config).privileged_inputs
+    data = FaceDataModule(config["dataset"], root=root, seed=config["seed"], with_deterministic="deterministic" in privileged, **config.get("data", {}))
+    data.setup()
     preset = data.preset
     facts = {"n_vertices": data.n_vertices, "n_styles": len(data.train_subjects), "fps": preset.fps,
              "period": preset.period, "audio_per_frame": preset.audio_per_frame}  # fmt: skip
-    init = {"class_path": model_class, "init_args": {**config["model"].get("init_args", {}), **facts}}
-    return data, instantiate_class((), init)
+    init = {"class_path": config["model"]["class_path"], "init_args": {**config["model"].get("init_args", {}), **facts}}
+    model = instantiate_class((), init)
+    evaluation = config.get("evaluation", {})
+    model.evaluation_samples = int(evaluation.get("samples", 1)) if model.stochastic else 1
+    model.sample_seed = int(evaluation.get("seed", 0))
+    return data, model
 
 
-def trainer_for(config: dict, run_dir: Path, callbacks: list, progress: bool, **overrides) -> L.Trainer:
-    args = {**config["trainer"], **overrides}
+def trainer_for(trainer_args: dict, run_dir: Path, callbacks: list, progress: bool, **overrides) -> L.Trainer:
     if progress:
-        callbacks = [*callbacks, RichProgressBar(leave=False)]
+        callbacks = [*callbacks, DisplayScaleProgressBar(leave=False)]
     return L.Trainer(
         default_root_dir=run_dir,
         callbacks=callbacks,
@@ -73,60 +77,67 @@ def trainer_for(config: dict, run_dir: Path, callbacks: list, progress: bool, **
         enable_model_summary=False,
         enable_progress_bar=progress,
         log_every_n_steps=10,
-        **args,
+        **{**trainer_args, **overrides},
     )
 
 
 def fit_stages(model: TalkingFaceModule, data: FaceDataModule, config: dict, run_dir: Path, progress: bool) -> dict:
-    """Each stage a fit; the best checkpoint on validation LVE is loaded before the next stage."""
-    seconds, frames, checkpoints = 0.0, 0, []
+    """Each stage a fit with its own settings (`config["stages"][name]`: trainer, data, lr, over
+    the defaults), validated and checkpointed on its own monitor; the next stage starts from this
+    one's best weights. Per-stage record in `run_dir/stages.json`."""
+    model.checkpoint_dir = str(run_dir / "checkpoints")
+    default_batch_size = data.batch_size
+    records, frames = [], 0
     for stage in model.stages:
-        model.set_stage(stage)
-        best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename=f"{stage}-best", monitor="val/lve", mode="min", save_top_k=1)
-        trainer = trainer_for(config, run_dir, [MeshMetricsCallback(), best], progress, logger=CSVLogger(run_dir, name="logs", version=stage))
-        start = time.perf_counter()
+        settings = config.get("stages", {}).get(stage.name, {})
+        model.set_stage(stage.name, lr=settings.get("lr"))
+        data.batch_size = settings.get("data", {}).get("batch_size", default_batch_size)
+        timer = StageTimer()
+        trainer = trainer_for(deep_merge(config["trainer"], settings.get("trainer", {})), run_dir, [MeshMetricsCallback(), timer], progress,
+                              logger=CSVLogger(run_dir, name="logs", version=stage.name))  # fmt: skip
         trainer.fit(model, datamodule=data)
-        seconds += time.perf_counter() - start
+        best = trainer.checkpoint_callback
+        if not best.best_model_path:
+            raise RuntimeError(f"stage '{stage.name}' saved no checkpoint: was '{stage.monitor}' logged during validation?")
+        state = torch.load(best.best_model_path, map_location=model.device, weights_only=False)["state_dict"]
+        model.load_state_dict(state)
         frames += data.split_dataset("train").frames * trainer.current_epoch
-        if best.best_model_path:
-            state = torch.load(best.best_model_path, map_location=model.device, weights_only=False)["state_dict"]
-            model.load_state_dict(state)
-            checkpoints.append(best.best_model_path)
-    return {"train_time_s": seconds, "train_frames_per_s": frames / seconds if seconds else None, "checkpoint": ";".join(checkpoints)}
-
-
-@torch.no_grad()
-def real_time_factor(model: TalkingFaceModule, data: FaceDataModule, clips: int = 3) -> float:
-    """Compute seconds per second of audio, batch 1, one condition, on the first test clips."""
-    model.eval()
-    loader = data.test_dataloader()[0]
-    seconds = audio = 0.0
-    for i, batch in enumerate(loader):
-        if i == clips:
-            break
-        batch = batch.to(model.device)
-        batch.style = batch.style.clamp(min=0)
-        start = time.perf_counter()
-        model.generate(batch)
-        seconds += time.perf_counter() - start
-        audio += float(batch.audio_lengths[0]) / 16000
-    return seconds / audio
+        records.append({
+            "stage": stage.name, "monitor": stage.monitor, "best_score": float(best.best_model_score),
+            "checkpoint": best.best_model_path, "epochs": trainer.current_epoch, "batch_size": data.batch_size,
+            "lr": model.learning_rate, "train_time_s": timer.train_s, "validation_time_s": timer.validation_s,
+        })  # fmt: skip
+    data.batch_size = default_batch_size
+    (run_dir / "stages.json").write_text(json.dumps(records, indent=2))
+    seconds = sum(r["train_time_s"] for r in records)
+    return {"train_time_s": seconds, "train_frames_per_s": frames / seconds if seconds else None, "stages": records}
 
 
 @torch.no_grad()
 def save_predictions(model: TalkingFaceModule, data: FaceDataModule, folder: Path) -> None:
-    """A few predictions per test split, named as FaceFormer saves them."""
+    """A few predictions per test split, named as FaceFormer saves them (a stochastic model's first sample)."""
     model.eval()
-    for split, loader in zip(data.test_split_names, data.test_dataloader()):
+    for split in data.test_split_names:
         (folder / split).mkdir(parents=True, exist_ok=True)
+        entries = data.split_dataset(split).entries
+        loader = data.sealed_dataloader(split, model.conditions_used, model.privileged_inputs)
         for i, batch in enumerate(loader):
             if i == PREDICTIONS_KEPT:
                 break
-            batch = batch.to(model.device)
-            styles = model.conditions(batch)
-            for style, pred in zip(styles, model.generate_conditions(batch)):
+            inputs = batch.inputs.to(model.device)
+            styles = model.conditions(inputs)
+            for style, samples in zip(styles, model.generate_conditions(inputs)):
                 suffix = "" if len(styles) == 1 else f"_condition_{data.train_subjects[style]}"
-                np.save(folder / split / f"{batch.names[0]}{suffix}.npy", pred.cpu().numpy().reshape(len(pred), -1))
+                pred = samples[0].cpu().numpy()
+                np.save(folder / split / f"{entries[int(batch.index[0])].name}{suffix}.npy", pred.reshape(len(pred), -1))
+
+
+def relative(path: str | Path, runs: Path) -> str:
+    """A path inside the runs folder, relative to it (rows stay valid when the folder moves)."""
+    try:
+        return str(Path(path).resolve().relative_to(runs.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str = "", root: str | None = None,
@@ -135,41 +146,52 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     config = resolve(spec, dataset, profile, seed, variant)
     L.seed_everything(seed, workers=True, verbose=False)
     data, model = build(config, root)
-    dataset_lip_reader(data, progress)  # trained once per dataset, before the timed training
+    lip_reader = dataset_lip_reader(data, progress)  # trained once per dataset, visibly, before the timed training
     stamp = dt.datetime.now(dt.timezone.utc)
     label = spec.name + (f"-{variant}" if variant else "")
-    run_dir = runs / dataset / f"{label}-{profile}-seed{seed}-{stamp:%Y%m%dT%H%M%S%f}"
+    run_dir = runs / data.name / f"{label}-{profile}-seed{seed}-{stamp:%Y%m%dT%H%M%S%f}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    cost = {"train_time_s": 0.0, "train_frames_per_s": None, "checkpoint": ""}
-    if model.stages:
-        cost = fit_stages(model, data, config, run_dir, progress)
-    metrics = MeshMetricsCallback()
-    tester = trainer_for(config, run_dir, [metrics], progress, logger=False)
-    model.inference_seconds = model.inference_audio_seconds = 0.0
-    tester.test(model, datamodule=data, verbose=False)
+    cost = {"train_time_s": 0.0, "train_frames_per_s": None, "stages": []}
+    with PeakMemory() as memory:
+        if model.stages:
+            cost = fit_stages(model, data, config, run_dir, progress)
+        metrics = MeshMetricsCallback(lip_reader=lip_reader)
+        tester = trainer_for(config["trainer"], run_dir, [metrics], progress, logger=False)
+        tester.test(model, datamodule=data, verbose=False)
     device = tester.strategy.root_device
-    cost.update(
-        params=sum(p.numel() for p in model.parameters()),
-        trainable_params=trainable_parameters(model),
-        rtf=real_time_factor(model, data),
-        peak_memory_mb=peak_memory_mb(device),
-        device=str(device),
-        precision=str(tester.precision),
-    )
+    rtf, rtf_clips = real_time_factor(model, data)
     save_predictions(model, data, run_dir / "predictions")
     encoder = config["model"].get("init_args", {}).get("audio_encoder", {})
     rows = []
     for split, values in metrics.results.items():
         rows.append({
-            "model": spec.name, "variant": variant, "dataset": dataset, "split": split, "profile": profile,
+            "model": spec.name, "variant": variant, "dataset": data.name, "split": split, "profile": profile,
             "seed": seed, "git_sha": git_sha(), "date": stamp.isoformat(timespec="seconds"),
-            **{k: v for k, v in values.items() if k not in ("region_set", "protocol")},
-            **cost, "protocol": values["protocol"], "config_hash": config_hash(config),
-            "region_set": values["region_set"], "audio_encoder": encoder.get("name", ""),
-            "official_code": bool(spec.raw.get("official_code", spec.raw.get("anchor", False))), "run_dir": str(run_dir),
+            **{k: v for k, v in values.items() if k not in ("region_set", "protocol", "per_reader")},
+            "params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable_parameters(model),
+            "train_time_s": cost["train_time_s"], "train_frames_per_s": cost["train_frames_per_s"],
+            "rtf": rtf, "rtf_clips": rtf_clips, "peak_memory_mb": memory.mb(device), "device": str(device),
+            "precision": str(tester.precision), **environment(device),
+            "protocol": values["protocol"], "inputs": model.describe_inputs(), "samples": model.evaluation_samples,
+            "config_hash": config_hash(config), "checkpoint": ";".join(relative(s["checkpoint"], runs) for s in cost["stages"]),
+            "region_set": values["region_set"], "per_reader": values["per_reader"], "audio_encoder": encoder.get("name", ""),
+            "official_code": spec.official_code(profile), "run_dir": relative(run_dir, runs),
         })  # fmt: skip
     (run_dir / "metrics.json").write_text(json.dumps(rows, indent=2, default=str))
     if leaderboards is not None:
-        append_rows(leaderboard_path(leaderboards, dataset), rows)
+        append_rows(leaderboard_path(leaderboards, data.name), rows)
     return rows
+
+
+def _run_in_child(kwargs: dict, verbose: bool) -> list[dict]:
+    from facebench.console import configure_logging
+
+    configure_logging(verbose)
+    return run_one(**kwargs)
+
+
+def run_isolated(verbose: bool = False, **kwargs) -> list[dict]:
+    """`run_one` in a fresh process: each run's peak memory is its own, whatever ran before it."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run_in_child, kwargs, verbose).result()

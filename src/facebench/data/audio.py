@@ -1,9 +1,10 @@
 """Audio in: any sample rate and channel count to 16 kHz mono float32, normalised per utterance;
-and the alignment of 50 Hz speech features to the mesh frame rate."""
+the alignment of 50 Hz speech features to the mesh frame rate; and the number of mesh frames a clip
+of audio implies (what a model generates at test time, never the ground truth's length)."""
 
 from __future__ import annotations
 
-from math import gcd
+from math import ceil, gcd
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,16 @@ SAMPLE_RATE = 16_000
 FEATURE_RATE = 50.0
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+# How audio at another rate is brought to 16 kHz. The reference code reads wavs with librosa, whose
+# resampler changed between versions; the official FaceFormer/CodeTalker code pins librosa 0.8.1.
+RESAMPLERS = {
+    "scipy": "scipy's polyphase filter (resample_poly): exact for integer rate pairs, no extra package",
+    "kaiser_best": "resampy's kaiser_best, what librosa 0.8.1 (pinned by FaceFormer and CodeTalker) uses; needs `resampy`",
+    "soxr_hq": "soxr's HQ, what librosa >= 0.10 uses; needs `soxr`",
+}
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resampler: str = "scipy") -> np.ndarray:
     """Read a sound file as mono float32 at `sample_rate` (not normalised)."""
     path = Path(path)
     if not path.is_file():
@@ -33,15 +43,37 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     mono = samples.mean(axis=1)
     if not np.isfinite(mono).all():
         raise DataError(path, "finite audio samples", "NaN or infinite values")
-    return resample(mono, source_rate, sample_rate)
+    return resample(mono, source_rate, sample_rate, resampler)
 
 
-def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Polyphase resampling (scipy), exact for any pair of integer rates."""
+def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE, resampler: str = "scipy") -> np.ndarray:
+    """Resample mono audio with one of `RESAMPLERS`. The librosa-compatible ones give librosa's
+    output length, ceil(n * target / source), zero-padding the last sample as librosa's
+    `fix_length` does."""
+    if resampler not in RESAMPLERS:
+        raise DataError("resampler", f"one of {', '.join(RESAMPLERS)}", f"'{resampler}'")
     if source_rate == target_rate:
         return samples.astype(np.float32, copy=False)
-    g = gcd(int(source_rate), int(target_rate))
-    return resample_poly(samples, target_rate // g, source_rate // g).astype(np.float32)
+    if resampler == "scipy":
+        g = gcd(int(source_rate), int(target_rate))
+        return resample_poly(samples, target_rate // g, source_rate // g).astype(np.float32)
+    if resampler == "kaiser_best":
+        resampy = _optional_package("resampy", resampler)
+        out = resampy.resample(samples, source_rate, target_rate, filter="kaiser_best")
+    else:
+        soxr = _optional_package("soxr", resampler)
+        out = soxr.resample(samples, source_rate, target_rate, quality="HQ")
+    length = ceil(len(samples) * target_rate / source_rate)
+    out = np.pad(out, (0, max(0, length - len(out))))[:length]
+    return out.astype(np.float32)
+
+
+def _optional_package(name: str, resampler: str):
+    try:
+        return __import__(name)
+    except ImportError as exc:
+        raise DataError("resampler", f"the '{name}' package for the '{resampler}' resampler "
+                        "(pip install 'facebench[reference-audio]')", "it is not installed") from exc  # fmt: skip
 
 
 def normalize_audio(samples: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -84,3 +116,17 @@ def align_features(features: torch.Tensor, n_frames: int, audio_per_frame: int) 
 def feature_count(n_samples: int) -> int:
     """Number of wav2vec2/HuBERT frames for `n_samples` at 16 kHz (conv stack: kernel 400, stride 320)."""
     return max(0, (n_samples - 400) // 320 + 1)
+
+
+def frames_from_audio(n_samples: int, fps: float, audio_per_frame: int) -> int:
+    """Mesh frames a clip of `n_samples` audio samples (16 kHz) implies, by FaceFormer's `predict`:
+    with one speech feature per frame, the 50 Hz features resampled to the mesh rate,
+    int(N / 50 * fps) (VOCASET: 30 fps); with two per frame (BIWI, 25 fps), the odd last feature is
+    dropped and N // 2 frames are decoded. N is wav2vec2's feature count, whatever encoder a model
+    uses, so every model generates the same number of frames for the same audio."""
+    n = feature_count(n_samples)
+    if audio_per_frame == 1:
+        return int(n / FEATURE_RATE * fps)
+    if audio_per_frame == 2:
+        return n // 2
+    raise ValueError(f"audio_per_frame: expected 1 or 2, found {audio_per_frame}")

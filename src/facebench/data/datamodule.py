@@ -1,9 +1,15 @@
 """LightningDataModule for any dataset with a preset: train/val loaders and one test loader per
-test split, variable-length clips batched with padding and lengths."""
+test split, variable-length clips batched with padding and lengths.
+
+The train and validation loaders carry ground truth (training and validation losses need it). The
+test and predict loaders are sealed: they yield `SealedBatch`es, the model's inputs and each clip's
+index, and nothing else; the metrics callback reads the ground truth with `clip(split, index)`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -12,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from facebench.data.faceformer_format import ClipEntry, FaceFormerFormat
 from facebench.data.presets import DatasetPreset, data_root, get_preset
-from facebench.data.sequence import Sequence, collate
+from facebench.data.sequence import SealedBatch, Sequence, collate
 from facebench.errors import DataError
 
 # Datasets that are made on demand rather than read from the user's disk (the synthetic corpus)
@@ -59,6 +65,35 @@ class ClipDataset(Dataset):
         return sum(e.n_frames for e in self.entries)
 
 
+class IndexedClips(Dataset):
+    """A split's clips with their index, for the sealed loaders."""
+
+    def __init__(self, clips: ClipDataset):
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> tuple[int, Sequence]:
+        return i, self.clips[i]
+
+
+def sealed_collate(items: list[tuple[int, Sequence]], audio_per_frame: int, conditions: tuple[str, ...], privileged: tuple[str, ...]) -> SealedBatch:
+    """The model's inputs of a few clips, and their indices; the ground truth stays behind."""
+    batch = collate([clip for _, clip in items])
+    return SealedBatch(batch.inputs(audio_per_frame, conditions, privileged), torch.tensor([i for i, _ in items], dtype=torch.long))
+
+
+def distributed_eval_sampler(dataset: Dataset):
+    """Under DDP, each clip on exactly one process: Lightning's default sampler pads the last
+    batches with repeated clips, which would count them twice in the test metrics."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
+
+
 class FaceDataModule(L.LightningDataModule):
     """Clips of a dataset preset, by split.
 
@@ -69,6 +104,8 @@ class FaceDataModule(L.LightningDataModule):
         skip_bad: skip clips that fail validation (logged and listed in `skipped`) instead of raising.
         max_train_clips: use only the first n training clips (profiles for quick runs).
         with_deterministic: attach each clip's deterministic part (synthetic corpora; the oracle).
+        resampler: how audio at another rate becomes 16 kHz (`facebench.data.audio.RESAMPLERS`);
+            `kaiser_best` reproduces the official FaceFormer/CodeTalker loader (librosa 0.8.1).
     """
 
     def __init__(
@@ -81,10 +118,12 @@ class FaceDataModule(L.LightningDataModule):
         max_train_clips: int | None = None,
         seed: int = 0,
         with_deterministic: bool = False,
+        resampler: str = "scipy",
     ):
         super().__init__()
         self.save_hyperparameters()
         self.preset = get_preset(dataset)
+        self.resampler = resampler
         self.root = root
         self.batch_size, self.num_workers, self.skip_bad = batch_size, num_workers, skip_bad
         self.max_train_clips, self.seed, self.with_deterministic = max_train_clips, seed, with_deterministic
@@ -92,6 +131,11 @@ class FaceDataModule(L.LightningDataModule):
         self.datasets: dict[str, ClipDataset] = {}
 
     # -- facts the models need, available after setup() ------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The dataset's name (a folder given as the dataset is named by its facebench.yaml)."""
+        return self.preset.name
 
     @property
     def train_subjects(self) -> tuple[str, ...]:
@@ -139,7 +183,7 @@ class FaceDataModule(L.LightningDataModule):
         """The dataset folder's reader, opened (and its templates checked) on first use."""
         if self._format is None:
             self._format = FaceFormerFormat(
-                resolve_root(self.preset, self.root), self.preset, self.skip_bad, self.with_deterministic
+                resolve_root(self.preset, self.root), self.preset, self.skip_bad, self.with_deterministic, self.resampler
             )
         return self._format
 
@@ -161,16 +205,38 @@ class FaceDataModule(L.LightningDataModule):
         for split in wanted.get(stage, ["train", "val", *self.test_split_names]):
             self.split_dataset(split)
 
+    def clip(self, split: str, index: int) -> Sequence:
+        """A clip with its ground truth, for the metrics callback (never for the model)."""
+        return self.split_dataset(split)[index]
+
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
+        dataset = self.split_dataset(split)
         return DataLoader(
-            self.split_dataset(split),
+            dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=None if shuffle else distributed_eval_sampler(dataset),
             collate_fn=collate,
             num_workers=self.num_workers,
             generator=generator if shuffle else None,
         )
+
+    def sealed_dataloader(self, split: str, conditions: tuple[str, ...] = (), privileged: tuple[str, ...] = ()) -> DataLoader:
+        """One clip at a time, the model's inputs only (`SealedBatch`), in split order."""
+        dataset = IndexedClips(self.split_dataset(split))
+        return DataLoader(
+            dataset,
+            batch_size=1,
+            sampler=distributed_eval_sampler(dataset),
+            collate_fn=partial(sealed_collate, audio_per_frame=self.audio_per_frame, conditions=conditions, privileged=privileged),
+            num_workers=self.num_workers,
+        )
+
+    def declared_inputs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The conditions and privileged inputs the attached model declares (none without one)."""
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        return tuple(getattr(model, "conditions_used", ())), tuple(getattr(model, "privileged_inputs", ()))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)
@@ -179,4 +245,4 @@ class FaceDataModule(L.LightningDataModule):
         return self._loader("val", 1, shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(split, 1, shuffle=False) for split in self.test_split_names]
+        return [self.sealed_dataloader(split, *self.declared_inputs()) for split in self.test_split_names]

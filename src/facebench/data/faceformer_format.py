@@ -69,9 +69,11 @@ def load_pickle(path: Path) -> object:
 class FaceFormerFormat:
     """Indexes and loads the clips of one dataset folder according to its preset."""
 
-    def __init__(self, root: str | Path, preset: DatasetPreset, skip_bad: bool = False, with_deterministic: bool = False):
+    def __init__(self, root: str | Path, preset: DatasetPreset, skip_bad: bool = False, with_deterministic: bool = False,
+                 resampler: str = "scipy"):  # fmt: skip
         self.root = Path(root)
         self.preset = preset
+        self.resampler = resampler
         self.skip_bad = skip_bad
         self.with_deterministic = with_deterministic
         self.skipped: list[str] = []
@@ -217,7 +219,7 @@ class FaceFormerFormat:
         vertices = np.array(vertices, dtype=np.float32).reshape(len(vertices), -1, 3)  # a copy: the file is mmapped
         if not np.isfinite(vertices).all():
             raise DataError(entry.vertices, "finite vertex values", "NaN or infinite values")
-        audio = load_audio(entry.wav, SAMPLE_RATE)
+        audio = load_audio(entry.wav, SAMPLE_RATE, self.resampler)
         extra = self._extras(entry, len(vertices))
         return Sequence(
             name=entry.name,

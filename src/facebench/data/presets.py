@@ -48,6 +48,7 @@ class DatasetPreset:
     n_vertices: int | None = None  # None: taken from templates.pkl
     regions: dict[str, RegionSpec] = field(default_factory=dict)  # metric region name -> spec
     display_scale: dict[str, float] = field(default_factory=dict)  # metric name -> unit shown
+    unit: str = ""  # length unit of the vertices ("m"; "" where the data are normalised, as BIWI's)
     source_fps: float | None = None  # frame rate on disk when it differs (VOCASET: 60)
     audio_per_frame: int = 1  # speech features per mesh frame: 1 interpolated (VOCASET), 2 paired (BIWI)
     period: int = 30  # FaceFormer's periodic positional encoding / bias period
@@ -110,6 +111,7 @@ VOCASET = DatasetPreset(
         "eve": RegionSpec("FLAME_masks.pkl", ("forehead", "eye_region")),
     },
     display_scale={"lve": 1e-5, "fdd": 1e-7, "fdd_abs": 1e-7, "eve": 1e-5, "mve": 1e-3},
+    unit="m",  # FLAME
     source="VOCASET from https://voca.is.tue.mpg.de (registration required); convert the release with "
     "`facebench prepare vocaset --raw DIR --out $FACEBENCH_DATA/vocaset` and put FLAME_masks.pkl "
     "(from the FLAME website) in the same folder",
@@ -132,6 +134,7 @@ BIWI = DatasetPreset(
     test_splits=("test_a", "test_b"),
     regions={"lve": RegionSpec("regions/lve.txt"), "fdd": RegionSpec("regions/fdd.txt")},
     display_scale={"lve": 1e-4, "fdd": 1e-5, "fdd_abs": 1e-5, "mve": 1e-3},
+    unit="",  # CodeTalker's preprocessing divides by the square root of the surface area: unitless
     source="BIWI 3D Audiovisual Corpus (B3D(AC)^2, licence from ETH Zurich), preprocessed with "
     "CodeTalker's BIWI pipeline into wav/ (e01-e40 takes), vertices_npy/, templates.pkl and regions/",
 )

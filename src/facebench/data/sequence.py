@@ -1,4 +1,13 @@
-"""The two data contracts every stage shares: one clip (`Sequence`) and a padded batch (`Batch`)."""
+"""The data contracts every stage shares: one clip (`Sequence`), a padded batch (`Batch`), and the
+sealed view a model generates from (`ModelInputs`, `SealedBatch`).
+
+Sealed evaluation (docs/architecture.md, "Sealed evaluation"): at validation and test a model's
+`generate` receives `ModelInputs` alone: audio, templates, the style condition, the frame count
+derived from the audio by the dataset's rule, and the conditions the model declares. Ground truth
+(vertices, their length, phonemes, emotion, text, the synthetic corpus' deterministic part) never
+enters it; the test and predict loaders do not even carry it, and the metrics callback reads it
+from the datamodule by clip index.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +16,22 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from facebench.data.audio import frames_from_audio
+
 # Padding value of per-frame integer labels (phonemes): the value torch's losses ignore.
 IGNORE_INDEX = -100
+
+# What a clip knows that a model must not see when it generates.
+GROUND_TRUTH = ("vertices", "frame_lengths", "phonemes", "emotion", "intensity", "texts", "text",
+                "deterministic", "names", "name", "subjects", "subject")  # fmt: skip
+# Conditions a model may declare as inputs (the protocol records which it used).
+DECLARABLE_CONDITIONS = ("intensity", "emotion")
+# Inputs only an anchor may declare: the oracle's privileged view of the synthetic corpus.
+PRIVILEGED_INPUTS = ("deterministic",)
+
+
+class SealedInputError(AttributeError):
+    """A model asked its generation inputs for something the protocol does not give it."""
 
 
 @dataclass
@@ -81,6 +104,42 @@ class Batch:
             deterministic=None if self.deterministic is None else self.deterministic[i, :t],
         )
 
+    def inputs(self, audio_per_frame: int, conditions: tuple[str, ...] = (), privileged: tuple[str, ...] = ()) -> ModelInputs:
+        """The sealed view of this batch: what a model may generate from. Each clip's frame count
+        comes from its audio by the dataset's rule (`frames_from_audio`), never from the ground
+        truth; `conditions` and `privileged` are the extra fields the model declares."""
+        n_frames = torch.tensor([frames_from_audio(int(n), self.fps, audio_per_frame) for n in self.audio_lengths.tolist()],
+                                dtype=torch.long, device=self.audio_lengths.device)  # fmt: skip
+        if "deterministic" in privileged:  # the oracle's privileged view includes the ground truth's length
+            n_frames = self.frame_lengths
+        return ModelInputs(
+            audio=self.audio, audio_lengths=self.audio_lengths, n_frames=n_frames, templates=self.templates,
+            style=self.style, fps=self.fps, conditions=self._declared(conditions, DECLARABLE_CONDITIONS),
+            privileged=self._declared(privileged, PRIVILEGED_INPUTS),
+        )  # fmt: skip
+
+    def _declared(self, names: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        values = {}
+        for name in names:
+            if name not in allowed:
+                raise SealedInputError(f"'{name}' cannot be declared as a generation input; declarable: {', '.join(allowed)}")
+            value = getattr(self, name)
+            if value is None:
+                raise SealedInputError(f"the model declares '{name}' as an input, but this dataset's clips have none")
+            values[name] = value
+        return values
+
+    def with_conditions(self, n_styles: int) -> Batch:
+        """Each clip of an unseen speaker (style -1) once per training style, seen clips as they are
+        (the condition protocol, as the reference code applies it to validation losses)."""
+        if bool((self.style >= 0).all()):
+            return self
+        clips = []
+        for i in range(len(self)):
+            clip = self.unbatch(i)
+            clips += [clip] if clip.style >= 0 else [replace(clip, style=s) for s in range(n_styles)]
+        return collate(clips)
+
     def repeat(self, n: int) -> Batch:
         """The batch n times over (clip order: all clips, then all clips again...), e.g. one copy per style."""
         values = {}
@@ -134,3 +193,79 @@ def collate(sequences: list[Sequence]) -> Batch:
         if all(s.deterministic is not None for s in sequences)
         else None,
     )
+
+
+@dataclass
+class ModelInputs:
+    """What a model generates from (sealed evaluation): padded audio and its lengths, each clip's
+    frame count derived from the audio (`n_frames`), templates, style indices of training speakers,
+    the frame rate, and only the conditions the model declared. Asking for anything else (the
+    ground truth's vertices, its length, phonemes, emotion, text) raises `SealedInputError`."""
+
+    audio: torch.Tensor  # (B, N) 16 kHz, normalised per utterance
+    audio_lengths: torch.Tensor  # (B,)
+    n_frames: torch.Tensor  # (B,) frames to generate, from the audio by the dataset's rule
+    templates: torch.Tensor  # (B, V, 3)
+    style: torch.Tensor  # (B,) training-speaker index; -1 until the condition protocol sets one
+    fps: float
+    conditions: dict[str, torch.Tensor] = field(default_factory=dict)  # declared, e.g. {"intensity": (B,)}
+    privileged: dict[str, torch.Tensor] = field(default_factory=dict)  # anchors only: {"deterministic": (B, T, V, 3)}
+
+    def __getattr__(self, name: str):
+        # Only reached for attributes a ModelInputs does not have.
+        if name in GROUND_TRUTH:
+            raise SealedInputError(
+                f"'{name}' is not a generation input (sealed evaluation): a model generates from audio, "
+                "audio_lengths, n_frames, templates, style and fps, plus the conditions it declares "
+                f"(declared here: {sorted(self.__dict__.get('conditions', {})) or 'none'})"
+            )
+        raise AttributeError(name)
+
+    def __len__(self) -> int:
+        return self.audio.shape[0]
+
+    @property
+    def max_frames(self) -> int:
+        return int(self.n_frames.max())
+
+    def condition(self, name: str) -> torch.Tensor:
+        if name not in self.conditions:
+            raise SealedInputError(f"condition '{name}' was not declared by the model (declared: {sorted(self.conditions) or 'none'})")
+        return self.conditions[name]
+
+    def to(self, device: torch.device | str) -> ModelInputs:
+        move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        tensors = {f.name: getattr(self, f.name).to(device) for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
+        return replace(self, **tensors, conditions=move(self.conditions), privileged=move(self.privileged))
+
+    def with_styles(self, styles: list[int]) -> ModelInputs:
+        """One clip (B = 1) once per style: the condition protocol's generations."""
+        if len(self) != 1:
+            raise ValueError(f"conditions are expanded one clip at a time, found a batch of {len(self)}")
+        n = len(styles)
+        rep = lambda x: x.repeat(n, *([1] * (x.ndim - 1)))  # noqa: E731
+        tensors = {f.name: rep(getattr(self, f.name)) for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
+        tensors["style"] = torch.tensor(styles, dtype=torch.long, device=self.style.device)
+        return replace(self, **tensors, conditions={k: rep(v) for k, v in self.conditions.items()},
+                       privileged={k: rep(v) for k, v in self.privileged.items()})  # fmt: skip
+
+
+@dataclass
+class SealedBatch:
+    """What the test and predict loaders yield: the model's inputs and each clip's index in its
+    split (for the metrics callback, which reads the ground truth from the datamodule)."""
+
+    inputs: ModelInputs
+    index: torch.Tensor  # (B,)
+
+    def __getattr__(self, name: str):
+        if name in GROUND_TRUTH:
+            raise SealedInputError(f"'{name}' is ground truth: test and predict batches carry the model's inputs "
+                                   "(`batch.inputs`) and clip indices only (sealed evaluation)")  # fmt: skip
+        raise AttributeError(name)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def to(self, device: torch.device | str) -> SealedBatch:
+        return SealedBatch(self.inputs.to(device), self.index.to(device))

@@ -8,7 +8,7 @@ ground truth's own phoneme error rate on every split: the floor of the metric).
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from filelock import FileLock
+from rich.progress import Progress
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -66,6 +67,7 @@ class ReferenceLipReader(nn.Module):
         self.register_buffer("mean", torch.zeros(n_inputs))
         self.register_buffer("std", torch.ones(n_inputs))
         self.n_phonemes = n_phonemes
+        self.identity = f"v{VERSION}"  # version and weights hash once stored (see `reader_identity`)
         self.project = nn.Linear(n_inputs, hidden)
         self.convs = nn.ModuleList([nn.Conv1d(hidden, hidden, 5, padding=2) for _ in range(2)])
         self.dropout = nn.Dropout(dropout)
@@ -180,11 +182,8 @@ def train_reader(
         optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.epochs)
         model.train()
-        with (
-            console.status("training the reference lip reader", spinner="dots")
-            if progress
-            else contextlib.nullcontext()
-        ):
+        with Progress(*Progress.get_default_columns(), console=console, transient=True, disable=not progress) as bar:
+            task = bar.add_task(f"reference lip reader of {data.name} ({len(clips)} clips)", total=recipe.epochs)
             for _ in range(recipe.epochs):
                 order = torch.randperm(len(clips), generator=generator).tolist()
                 for first in range(0, len(order), recipe.batch_size):
@@ -196,6 +195,7 @@ def train_reader(
                     loss.backward()
                     optimizer.step()
                 schedule.step()
+                bar.advance(task)
     model.eval().requires_grad_(False)
     floor = {}
     for split in ("train", "val", *data.test_split_names):
@@ -218,8 +218,21 @@ def has_phoneme_labels(data: FaceDataModule) -> bool:
 
 
 def dataset_lip_reader(data: FaceDataModule, progress: bool = True) -> ReferenceLipReader | None:
-    """The dataset's reference reader where it has phoneme labels (trained on first use), else None."""
+    """The dataset's reference reader where it has phoneme labels (trained on first use, visibly),
+    else None. Called where a run may take the time: `bench` before training, `facebench
+    lipreader`, `facebench evaluate`; never inside a metric or callback."""
     return reference_reader(data, progress=progress)[0] if has_phoneme_labels(data) else None
+
+
+def stored_lip_reader(data: FaceDataModule) -> ReferenceLipReader | None:
+    """The dataset's reference reader if one is stored; never trains."""
+    folder = reader_folder(data)
+    return load_reader(folder)[0] if has_phoneme_labels(data) and (folder / "card.json").is_file() else None
+
+
+def reader_identity(folder: Path) -> str:
+    """`v<version>:<first 12 hex digits of the weights' sha256>`: which judge gave a PER value."""
+    return f"v{VERSION}:" + hashlib.sha256((folder / "reader.pt").read_bytes()).hexdigest()[:12]
 
 
 def load_reader(folder: Path) -> tuple[ReferenceLipReader, dict]:
@@ -231,6 +244,7 @@ def load_reader(folder: Path) -> tuple[ReferenceLipReader, dict]:
     with torch.random.fork_rng(devices=[]):
         model = ReferenceLipReader(state["region"], card["n_phonemes"], recipe.hidden, recipe.dropout)
     model.load_state_dict(state)
+    model.identity = reader_identity(folder)
     return model.eval().requires_grad_(False), card
 
 
@@ -260,6 +274,8 @@ def reference_reader(
     with FileLock(str(folder) + ".lock"):
         if not retrain and (folder / "card.json").is_file():
             return load_reader(folder)
+        if progress:
+            console.print(f"training the reference lip reader of {data.name} (once; stored in {folder})")
         model, card = train_reader(data, progress=progress)
         for name, write in (("reader.pt", lambda f: torch.save(model.state_dict(), f)),
                             ("card.json", lambda f: f.write(json.dumps(card, indent=2).encode()))):  # fmt: skip
@@ -267,4 +283,5 @@ def reference_reader(
             with os.fdopen(fd, "wb") as f:
                 write(f)
             os.replace(tmp, folder / name)  # card.json last: its presence means the reader is whole
+    model.identity = reader_identity(folder)
     return model, card

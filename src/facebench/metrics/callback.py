@@ -2,39 +2,59 @@
 condition protocol, updates it with the generations each validation/test step returns, and logs
 `val/<metric>` and `test/<split>/<metric>`. Models never compute metrics themselves.
 
-On datasets with per-frame phoneme labels the test splits are also read by the dataset's reference
-lip reader (trained and stored on first use); validation, run every epoch, is not."""
+The ground truth reaches this callback alone: from the validation batch, and at test from the
+datamodule by clip index (the test loaders carry the model's inputs only).
+
+Lip readability needs the dataset's reference lip reader. The callback never trains one: the runner
+hands it the reader it built before training (`lip_reader`), and `facebench test` uses a stored
+reader when there is one (`stored_lip_reader=True`), saying so when there is none.
+"""
 
 from __future__ import annotations
 
 import lightning as L
+import torch
 from torch import nn
 
-from facebench.lipreading.reference import dataset_lip_reader
+from facebench.console import console
+from facebench.data.sequence import Sequence
+from facebench.lipreading.reference import ReferenceLipReader, has_phoneme_labels, stored_lip_reader
 from facebench.metrics.collection import ConditionedMetrics
 
 
 class MeshMetricsCallback(L.Callback):
-    def __init__(self):
+    def __init__(self, lip_reader: ReferenceLipReader | None = None, stored_lip_reader: bool = False):
         super().__init__()
+        self.lip_reader, self.use_stored_reader = lip_reader, stored_lip_reader
         self.results: dict[str, dict[str, float | str]] = {}
         self._metrics: dict[str, ConditionedMetrics] = {}
 
-    def _build(self, trainer: L.Trainer, pl_module: L.LightningModule, splits: list[str], read_lips: bool = False) -> None:
+    def _build(self, trainer: L.Trainer, pl_module, splits: list[str], lip_reader: ReferenceLipReader | None = None) -> None:
         data = trainer.datamodule
         regions = data.regions()
-        lip_reader = dataset_lip_reader(data) if read_lips else None
+        samples = getattr(pl_module, "evaluation_samples", 1) if getattr(pl_module, "stochastic", False) else 1
         self._metrics = {}
         for split in splits:
             spec = data.preset.split(split)
-            metrics = ConditionedMetrics(data.preset, regions, len(data.train_subjects), seen=spec.seen, lip_reader=lip_reader)
+            metrics = ConditionedMetrics(data.preset, regions, len(data.train_subjects), seen=spec.seen, lip_reader=lip_reader, samples=samples)
             self._metrics[split] = metrics.to(pl_module.device)
         self._region_set = data.preset.region_set
+        self._updated = False
 
-    def _update(self, split: str, outputs: dict, batch) -> None:
-        n = int(batch.frame_lengths[0])
-        phonemes = None if batch.phonemes is None else batch.phonemes[0, :n]
-        self._metrics[split].update(outputs["preds"], batch.vertices[0, :n], batch.templates[0], phonemes)
+    def _update(self, split: str, preds: list[torch.Tensor], clip: Sequence, device: torch.device) -> None:
+        self._metrics[split].update(preds, clip.vertices.to(device), clip.template.to(device),
+                                    None if clip.phonemes is None else clip.phonemes.to(device))  # fmt: skip
+        self._updated = True
+
+    def _test_reader(self, trainer: L.Trainer) -> ReferenceLipReader | None:
+        if self.lip_reader is not None or not self.use_stored_reader:
+            return self.lip_reader
+        data = trainer.datamodule
+        reader = stored_lip_reader(data)
+        if reader is None and has_phoneme_labels(data):
+            console.print(f"no stored reference lip reader for {data.name}: PER not computed (build it once with "
+                          f"`facebench lipreader --data {data.name}`)")  # fmt: skip
+        return reader
 
     # -- validation: what the checkpoint is selected on -------------------------------------------
 
@@ -42,9 +62,12 @@ class MeshMetricsCallback(L.Callback):
         self._build(trainer, pl_module, ["val"])
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._update("val", outputs, batch)
+        if outputs and "preds" in outputs:  # stages that validate generation
+            self._update("val", outputs["preds"], batch.unbatch(0), pl_module.device)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not self._updated:
+            return
         values = self._metrics["val"].compute()
         for key in ("lve", "mve", "fdd"):
             pl_module.log(f"val/{key}", values[key], prog_bar=key == "lve")
@@ -52,18 +75,22 @@ class MeshMetricsCallback(L.Callback):
     # -- test: one result per test split -----------------------------------------------------------
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
-        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names), read_lips=True)
+        self._reader = self._test_reader(trainer)
+        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names), self._reader)
         self.results = {}
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._update(trainer.datamodule.test_split_names[dataloader_idx], outputs, batch)
+        data = trainer.datamodule
+        split = data.test_split_names[dataloader_idx]
+        self._update(split, outputs["preds"], data.clip(split, int(batch.index[0])), pl_module.device)
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         for split, metrics in self._metrics.items():
             values = metrics.compute()
             for key, value in values.items():
                 pl_module.log(f"test/{split}/{key}", float(value), add_dataloader_idx=False)
-            self.results[split] = {**values, "protocol": metrics.protocol, "region_set": self._region_set}
+            self.results[split] = {**values, "protocol": metrics.protocol, "region_set": self._region_set,
+                                   "per_reader": self._reader.identity if self._reader is not None else ""}  # fmt: skip
 
 
 def trainable_parameters(module: nn.Module) -> int:

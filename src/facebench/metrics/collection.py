@@ -1,12 +1,15 @@
-"""The metric set of a dataset preset, and its use under the condition protocol of DESIGN §3:
-a seen subject is scored on its own style; an unseen one is generated once per training style,
-each condition is scored over the whole split, and the metrics are averaged over conditions."""
+"""The metric set of a dataset preset, and its use under the condition protocol
+(docs/architecture.md, "Condition protocol"): a seen subject is scored on its own style; an unseen
+one is generated once per training style, each condition is scored over the whole split, and the
+metrics are averaged over conditions. A stochastic model's first sample is scored; all its samples
+give the sample diversity."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
+from torchmetrics.aggregation import SumMetric
 
 from facebench.data.presets import DatasetPreset
 from facebench.lipreading.reference import ReferenceLipReader
@@ -19,6 +22,7 @@ from facebench.metrics.mesh import (
     FramesDropped,
     LipVertexError,
     MeanVertexError,
+    SampleDiversity,
 )
 
 
@@ -49,12 +53,14 @@ class ConditionedMetrics(nn.Module):
     """Metrics of one test split: one collection per condition, averaged at the end."""
 
     def __init__(self, preset: DatasetPreset, regions: dict[str, torch.Tensor], n_conditions: int, seen: bool,
-                 lip_reader: ReferenceLipReader | None = None):  # fmt: skip
+                 lip_reader: ReferenceLipReader | None = None, samples: int = 1):  # fmt: skip
         super().__init__()
-        self.seen = seen
+        self.seen, self.samples = seen, samples
         self.n_conditions = 1 if seen else n_conditions
         self.per_condition = nn.ModuleList([mesh_metrics(preset, regions, lip_reader) for _ in range(self.n_conditions)])
         self.diversity = Diversity() if self.n_conditions > 1 else None
+        self.sample_diversity = SampleDiversity() if samples > 1 else None
+        self.clips = SumMetric()
 
     @property
     def protocol(self) -> str:
@@ -62,20 +68,28 @@ class ConditionedMetrics(nn.Module):
 
     def update(self, preds: list[torch.Tensor] | torch.Tensor, target: torch.Tensor, template: torch.Tensor,
                phonemes: torch.Tensor | None = None) -> None:  # fmt: skip
-        """`preds`: one (T', V, 3) generation per condition; `target`: (T, V, 3); `template`: (V, 3);
-        `phonemes`: (T,) per-frame labels, for lip readability.
+        """`preds`: per condition, one generation (T', V, 3) or S samples of one (S, T', V, 3);
+        `target`: (T, V, 3); `template`: (V, 3); `phonemes`: (T,) per-frame labels, for lip
+        readability.
 
-        Each generation is scored on the frames it shares with the target (the rest is counted in
-        frames_dropped); diversity compares the conditions on the frames they all have.
+        Each condition's first sample is scored on the frames it shares with the target (the rest
+        is counted in frames_dropped); diversity compares the conditions' first samples on the
+        frames they all have; sample diversity compares each condition's samples.
         """
         if len(preds) != self.n_conditions:
             raise ValueError(f"expected {self.n_conditions} generations (one per condition), found {len(preds)}")
-        for metrics, pred in zip(self.per_condition, preds):
-            labels = {} if phonemes is None else {"phonemes": phonemes[None]}
-            metrics.update(pred[None], target[None], templates=template[None], **labels)
+        samples = [p if p.ndim == 4 else p[None] for p in preds]
+        if any(len(s) != self.samples for s in samples):
+            raise ValueError(f"expected {self.samples} sample(s) per condition, found {[len(s) for s in samples]}")
+        labels = {} if phonemes is None else {"phonemes": phonemes[None]}
+        for metrics, sample in zip(self.per_condition, samples):
+            metrics.update(sample[:1], target[None], templates=template[None], **labels)
+            if self.sample_diversity is not None:
+                self.sample_diversity.update(sample)
         if self.diversity is not None:
-            shortest = min(len(p) for p in preds)
-            self.diversity.update(torch.stack([p[:shortest] for p in preds]))
+            shortest = min(s.shape[1] for s in samples)
+            self.diversity.update(torch.stack([s[0, :shortest] for s in samples]))
+        self.clips.update(1)
 
     def compute(self) -> dict[str, float]:
         values = [{k: float(v) for k, v in m.compute().items()} for m in self.per_condition]
@@ -83,10 +97,14 @@ class ConditionedMetrics(nn.Module):
         result["frames_dropped"] = sum(v["frames_dropped"] for v in values)
         if self.diversity is not None:
             result["diversity"] = float(self.diversity.compute())
+        if self.sample_diversity is not None:
+            result["sample_diversity"] = float(self.sample_diversity.compute())
+        result["clips"] = int(self.clips.compute())
         return result
 
     def reset(self) -> None:
         for metrics in self.per_condition:
             metrics.reset()
-        if self.diversity is not None:
-            self.diversity.reset()
+        for metric in (self.diversity, self.sample_diversity, self.clips):
+            if metric is not None:
+                metric.reset()

@@ -1,5 +1,9 @@
 """Score a folder of predictions made outside facebench, named as FaceFormer and CodeTalker save
-them: `<clip>.npy` (own style) or `<clip>_condition_<training subject>.npy` (one per condition)."""
+them: `<clip>.npy` (own style) or `<clip>_condition_<training subject>.npy` (one per condition).
+
+Every file the split needs is found and its header checked before anything else runs, so an empty
+or incomplete folder fails in seconds; only then is the dataset's reference lip reader loaded (or
+built once, visibly) for the PER columns."""
 
 from __future__ import annotations
 
@@ -14,10 +18,10 @@ from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.collection import ConditionedMetrics
 
 
-def load_prediction(path: Path, n_vertices: int) -> torch.Tensor:
-    """A (T, V*3) or (T, V, 3) array as (T, V, 3) float32."""
+def read_prediction(path: Path, n_vertices: int, mmap: bool = False) -> np.ndarray:
+    """A (T, V*3) or (T, V, 3) array as (T, V, 3), shape checked (`mmap`: the header only)."""
     try:
-        array = np.load(path)
+        array = np.load(path, mmap_mode="r" if mmap else None)
     except Exception as exc:
         raise DataError(path, "a .npy array", f"an unreadable file ({exc})") from exc
     if array.ndim == 2 and array.shape[1] == 3 * n_vertices:
@@ -26,6 +30,12 @@ def load_prediction(path: Path, n_vertices: int) -> torch.Tensor:
         raise DataError(path, f"shape (frames, {3 * n_vertices}) or (frames, {n_vertices}, 3)", f"shape {array.shape}")
     if len(array) == 0:
         raise DataError(path, "at least one frame", "0 frames")
+    return array
+
+
+def load_prediction(path: Path, n_vertices: int) -> torch.Tensor:
+    """A prediction file as (T, V, 3) float32, with finite values."""
+    array = read_prediction(path, n_vertices)
     if not np.isfinite(array).all():
         raise DataError(path, "finite values", "NaN or infinite values")
     return torch.from_numpy(array.astype(np.float32))
@@ -50,26 +60,37 @@ def prediction_files(pred_dir: Path, clip: str, subject: str, conditions: list[s
     raise DataError(pred_dir, f"one prediction per training style for {clip} ({len(conditioned)} files)", f"missing {missing}")
 
 
-def evaluate_folder(pred_dir: str | Path, dataset: str, split: str, root: str | None = None) -> dict[str, float | str]:
-    """Metrics of the predictions in `pred_dir` against a split of a dataset."""
-    pred_dir = Path(pred_dir)
+def split_prediction_files(pred_dir: Path, data: FaceDataModule, split: str) -> list[list[Path]]:
+    """Every clip's prediction files, found and their headers checked: one error for the first
+    problem, before any scoring."""
     if not pred_dir.is_dir():
         raise DataError(pred_dir, "a folder of predicted .npy files", "no such folder")
-    data = FaceDataModule(dataset, root=root)
-    clips = data.split_dataset(split)
-    regions = data.regions()
-    lip_reader = dataset_lip_reader(data)
-    evaluator: ConditionedMetrics | None = None
+    if not any(pred_dir.glob("*.npy")):
+        raise DataError(pred_dir, f"predicted .npy files for the {len(data.split_dataset(split))} clips of split '{split}'", "none")
     train = data.train_subjects
-    for i, entry in enumerate(clips.entries):
+    files = []
+    for entry in data.split_dataset(split).entries:
         conditions = [train[c] for c in data.conditions(entry.subject)]
-        files = prediction_files(pred_dir, entry.name, entry.subject, conditions)
-        if evaluator is None:
-            evaluator = ConditionedMetrics(data.preset, regions, len(files), seen=len(files) == 1, lip_reader=lip_reader)
-        elif len(files) != evaluator.n_conditions:
-            raise DataError(pred_dir, f"{evaluator.n_conditions} prediction file(s) per clip, as for the first clip", f"{len(files)} for {entry.name}")
+        found = prediction_files(pred_dir, entry.name, entry.subject, conditions)
+        if files and len(found) != len(files[0]):
+            raise DataError(pred_dir, f"{len(files[0])} prediction file(s) per clip, as for the first clip", f"{len(found)} for {entry.name}")
+        for path in found:
+            read_prediction(path, data.n_vertices, mmap=True)
+        files.append(found)
+    return files
+
+
+def evaluate_folder(pred_dir: str | Path, dataset: str, split: str, root: str | None = None, progress: bool = True) -> dict[str, float | str]:
+    """Metrics of the predictions in `pred_dir` against a split of a dataset."""
+    pred_dir = Path(pred_dir)
+    data = FaceDataModule(dataset, root=root)
+    files = split_prediction_files(pred_dir, data, split)
+    lip_reader = dataset_lip_reader(data, progress)  # loaded, or built once with a visible progress bar
+    clips = data.split_dataset(split)
+    n_conditions = len(files[0])
+    evaluator = ConditionedMetrics(data.preset, data.regions(), n_conditions, seen=n_conditions == 1, lip_reader=lip_reader)
+    for i, clip_files in enumerate(files):
         sequence = clips[i]
-        preds = [load_prediction(f, data.n_vertices) for f in files]
-        evaluator.update(preds, sequence.vertices, sequence.template, sequence.phonemes)
-    assert evaluator is not None  # split_dataset raises on an empty split
-    return {**evaluator.compute(), "clips": len(clips), "protocol": evaluator.protocol, "region_set": data.preset.region_set}
+        evaluator.update([load_prediction(f, data.n_vertices) for f in clip_files], sequence.vertices, sequence.template, sequence.phonemes)
+    return {**evaluator.compute(), "protocol": evaluator.protocol, "region_set": data.preset.region_set,
+            "per_reader": lip_reader.identity if lip_reader is not None else ""}  # fmt: skip

@@ -5,26 +5,27 @@ from __future__ import annotations
 
 import torch
 
-from facebench.data.sequence import Batch
+from facebench.data.sequence import ModelInputs
 from facebench.models.base import TalkingFaceModule
 
 
 class Template(TalkingFaceModule):
-    """Predicts the subject's neutral template at every frame."""
+    """Predicts the subject's neutral template at every frame the audio implies."""
 
     stages = ()
 
-    def generate(self, batch: Batch) -> torch.Tensor:
-        return batch.templates[:, None].expand_as(batch.vertices).clone()
+    def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
+        return inputs.templates[:, None].expand(-1, inputs.max_frames, -1, -1).clone()
 
 
 class Oracle(TalkingFaceModule):
-    """Returns the deterministic part of each synthetic clip: what a perfect model could predict."""
+    """Returns the deterministic part of each synthetic clip: what a perfect model could predict.
+
+    The one declared exception to sealed evaluation: it reads the corpus' deterministic part (at the
+    ground truth's length), a privileged input its rows name in their `inputs` column."""
 
     stages = ()
-    needs_deterministic = True
+    privileged_inputs = ("deterministic",)
 
-    def generate(self, batch: Batch) -> torch.Tensor:
-        if batch.deterministic is None:
-            raise ValueError("the oracle needs the deterministic part of each clip, which only synthetic corpora have")
-        return batch.deterministic
+    def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
+        return inputs.privileged["deterministic"]

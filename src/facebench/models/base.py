@@ -1,18 +1,39 @@
-"""What every model shares: the dataset facts it is built for, the condition protocol at test time
-(DESIGN §3), and the validation/test steps whose generations the metrics callback scores.
+"""What every model shares: the dataset facts it is built for, its training stages, the sealed
+generation protocol, and the validation/test steps whose generations the metrics callback scores
+(docs/architecture.md, "Models" and "Sealed evaluation").
 
-A model implements `generate(batch) -> (B, T, V, 3)` (vertices in dataset units, conditioned on
-`batch.style`) and, when it trains, `losses(batch) -> {"loss": ..., parts...}`.
+A model implements
+- `generate(inputs, seed=None) -> (B, T, V, 3)`: vertices in dataset units from `ModelInputs`
+  alone (audio, templates, style, the frame count derived from the audio, declared conditions);
+  T = `inputs.max_frames`. Stochastic models (`stochastic = True`) draw from `seed`.
+- `losses(batch) -> {"loss": ..., parts...}` when it trains (the training batch has ground truth).
+
+Stages (`stages`) are trained in order by the runner, each with its own trainer settings, its own
+validation (`Stage.generates`: generation from audio scored by the metrics callback, else only the
+model's `validation_losses`), its own monitored metric and checkpoint; each starts from the best
+checkpoint of the one before.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
-from facebench.data.sequence import Batch
+from facebench.data.sequence import Batch, ModelInputs, SealedBatch
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: its name (the key of its settings in the config), the validation metric
+    its checkpoint is chosen on, and whether its validation generates motion from audio."""
+
+    name: str = "fit"
+    monitor: str = "val/lve"
+    mode: str = "min"
+    generates: bool = True
 
 
 class TalkingFaceModule(L.LightningModule):
@@ -24,75 +45,119 @@ class TalkingFaceModule(L.LightningModule):
         fps: mesh frame rate (from the dataset).
         period: period of FaceFormer-style positional encodings (from the dataset).
         audio_per_frame: speech features per mesh frame, 1 or 2 (from the dataset).
-        lr: learning rate of the default Adam optimiser.
+        lr: learning rate of the default Adam optimiser (a stage's settings may override it).
     """
 
-    # Training stages run in order by the runner, each a Trainer.fit; () for models that do not train.
-    stages: tuple[str, ...] = ("fit",)
-    # Set by models that need the corpus' deterministic part (the oracle).
-    needs_deterministic = False
+    # Training stages, in order; () for models that do not train (the anchors).
+    stages: tuple[Stage, ...] = (Stage(),)
+    # True for models whose generations depend on a seed; the runner then draws several samples.
+    stochastic = False
+    # Conditions beyond audio, template and style that the model generates from (the protocol's
+    # declarable ones: see facebench.data.sequence.DECLARABLE_CONDITIONS); recorded in each row.
+    conditions_used: tuple[str, ...] = ()
+    # Privileged inputs, for anchors only (the oracle); their rows say so.
+    privileged_inputs: tuple[str, ...] = ()
 
     def __init__(self, n_vertices: int, n_styles: int, fps: float = 30, period: int = 30, audio_per_frame: int = 1, lr: float = 1e-4):
         super().__init__()
         self.n_vertices, self.n_styles, self.fps = n_vertices, n_styles, fps
         self.period, self.audio_per_frame, self.lr = period, audio_per_frame, lr
-        self.stage = self.stages[0] if self.stages else None
-        self.inference_seconds = 0.0  # compute time spent in generate during test, for the cost columns
-        self.inference_audio_seconds = 0.0
+        self.stage: Stage | None = self.stages[0] if self.stages else None
+        self.stage_lr: float | None = None
+        self.checkpoint_dir: str | None = None  # where configure_callbacks' checkpoint goes (None: Lightning's default)
+        self.evaluation_samples, self.sample_seed = 1, 0
 
     # -- to implement ---------------------------------------------------------------------------
 
-    def generate(self, batch: Batch) -> torch.Tensor:
+    def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} does not train")
 
-    # -- shared ---------------------------------------------------------------------------------
+    # -- stages ---------------------------------------------------------------------------------
 
-    def set_stage(self, stage: str) -> None:
-        """Select the training stage the next fit runs (multi-stage models override to freeze parts)."""
-        if stage not in self.stages:
-            raise ValueError(f"stage: expected one of {self.stages}, found {stage!r}")
-        self.stage = stage
+    def set_stage(self, name: str, lr: float | None = None) -> None:
+        """Select the stage the next fit trains, and its learning rate (None: the model's `lr`).
+        Multi-stage models extend this to freeze what the stage does not train."""
+        names = [s.name for s in self.stages]
+        if name not in names:
+            raise ValueError(f"stage: expected one of {names}, found {name!r}")
+        self.stage, self.stage_lr = self.stages[names.index(name)], lr
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.stage_lr is None else self.stage_lr
+
+    def configure_callbacks(self) -> list:
+        """The stage's checkpoint: the best on its monitored validation metric, as `bench` and
+        `facebench fit` both keep (it replaces any other ModelCheckpoint of the Trainer)."""
+        if self.stage is None:
+            return []
+        stage = self.stage
+        return [ModelCheckpoint(dirpath=self.checkpoint_dir, filename=f"{stage.name}-best", monitor=stage.monitor, mode=stage.mode, save_top_k=1)]
+
+    def configure_optimizers(self):
+        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.learning_rate)
+
+    # -- the protocol ---------------------------------------------------------------------------
 
     def style_one_hot(self, style: torch.Tensor) -> torch.Tensor:
         if (style < 0).any():
             raise ValueError("style: a training speaker's index is needed; unseen speakers are conditioned on each training style")
         return torch.nn.functional.one_hot(style, self.n_styles).to(self.dtype)
 
-    def conditions(self, batch: Batch) -> list[int]:
-        """The styles a test clip is generated with: its own, or every training style if unseen."""
-        own = int(batch.style[0])
+    def conditions(self, inputs: ModelInputs) -> list[int]:
+        """The styles a clip is generated with: its own, or every training style if unseen."""
+        own = int(inputs.style[0])
         return [own] if own >= 0 else list(range(self.n_styles))
 
-    def generate_conditions(self, batch: Batch) -> list[torch.Tensor]:
-        """One generation of a single clip per condition, (T, V, 3) each."""
-        if len(batch) != 1:
-            raise ValueError(f"evaluation runs one clip at a time, found a batch of {len(batch)}")
-        styles = self.conditions(batch)
-        repeated = batch.repeat(len(styles))
-        repeated.style = torch.tensor(styles, device=batch.style.device)
-        start = time.perf_counter()
-        generated = self.generate(repeated)
-        self.inference_seconds += time.perf_counter() - start
-        self.inference_audio_seconds += len(styles) * float(batch.audio_lengths[0]) / 16000
-        length = int(batch.frame_lengths[0])
-        return [g[:length] if g.shape[0] >= length else g for g in generated]
+    def describe_inputs(self) -> str:
+        """What the model generates from, for the leaderboard row's `inputs` column."""
+        parts = ["audio", "template", "style", "frame count from audio", *self.conditions_used]
+        text = ", ".join(parts)
+        if self.privileged_inputs:
+            text += "; privileged: " + ", ".join(self.privileged_inputs)
+        return text
+
+    def sample(self, inputs: ModelInputs, n: int = 1, seed: int = 0) -> torch.Tensor:
+        """(n, B, T, V, 3): n generations, the k-th with seed `seed + k`. A deterministic model
+        generates once, whatever n."""
+        if not self.stochastic:
+            return self.generate(inputs)[None]
+        return torch.stack([self.generate(inputs, seed=seed + k) for k in range(n)])
+
+    def generate_conditions(self, inputs: ModelInputs) -> list[torch.Tensor]:
+        """One clip under the condition protocol: per condition, (S, T, V, 3) with S the evaluation
+        samples (1 for deterministic models) and T the frame count its audio implies."""
+        styles = self.conditions(inputs)
+        generated = self.sample(inputs.with_styles(styles), self.evaluation_samples, self.sample_seed)
+        length = int(inputs.n_frames[0])
+        return [generated[:, k, :length] for k in range(len(styles))]
+
+    def generation_inputs(self, batch: Batch) -> ModelInputs:
+        return batch.inputs(self.audio_per_frame, self.conditions_used, self.privileged_inputs)
+
+    # -- Lightning steps ------------------------------------------------------------------------
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch)
-        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items()}, batch_size=len(batch), prog_bar=False)
+        self.log_dict({f"train/{k}": v.detach() for k, v in losses.items() if k != "loss"}, batch_size=len(batch))
+        self.log("train/loss", losses["loss"].detach(), batch_size=len(batch), prog_bar=True)
         return losses["loss"]
 
+    def validation_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The training losses on a validation batch, unseen speakers once per training style
+        (the condition protocol, as the reference code validates)."""
+        return self.losses(batch.with_conditions(self.n_styles))
+
     def validation_step(self, batch: Batch, batch_idx: int) -> dict:
-        if self.stages:
-            losses = self.losses(batch)
-            self.log("val/loss", losses["loss"], batch_size=len(batch), prog_bar=True)
-        return {"preds": self.generate_conditions(batch)}
+        if self.stage is not None:
+            losses = self.validation_losses(batch)
+            self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=len(batch), prog_bar=False)
+        if self.stage is None or self.stage.generates:
+            return {"preds": self.generate_conditions(self.generation_inputs(batch))}
+        return {}
 
-    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        return {"preds": self.generate_conditions(batch)}
-
-    def configure_optimizers(self):
-        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
+    def test_step(self, batch: SealedBatch, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return {"preds": self.generate_conditions(batch.inputs)}

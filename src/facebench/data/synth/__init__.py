@@ -32,6 +32,7 @@ def synth_preset(config: SynthConfig) -> DatasetPreset:
         regions={k: RegionSpec(f"regions/{k}.txt") for k in ("lve", "fdd", "eve")},
         # Metres, like VOCASET, so the same display scale reads naturally.
         display_scale={"lve": 1e-5, "fdd": 1e-7, "fdd_abs": 1e-7, "eve": 1e-5, "mve": 1e-3},
+        unit="m",
         period=int(config.fps),
         duration_tolerance=0.05,
         has_phonemes=True,

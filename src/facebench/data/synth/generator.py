@@ -45,7 +45,7 @@ from facebench.data.synth.speech import (
     timeline,
 )
 
-VERSION = "1"  # bump on any change to what the generator writes: the cache is keyed by it
+VERSION = "2"  # bump on any change to what the generator writes: the cache is keyed by it
 TRAIN_SENTENCES, VAL_SENTENCES, TEST_SENTENCES = (1, 32), (33, 36), (37, 40)
 REGION_FILES = ("lve", "fdd", "eve")
 

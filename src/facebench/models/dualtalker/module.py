@@ -128,7 +128,7 @@ class DualTalker(FaceFormer):
         reader = [p for p in self.reader.parameters() if p.requires_grad]
         ids = {id(p) for p in reader}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
-        return torch.optim.Adam([{"params": rest, "lr": self.lr}, {"params": reader, "lr": self.reader_lr}])
+        return torch.optim.Adam([{"params": rest, "lr": self.learning_rate}, {"params": reader, "lr": self.reader_lr}])
 
     @torch.no_grad()
     def read_phonemes(self, batch: Batch, vertices: torch.Tensor | None = None) -> tuple[list[list[int]], list[list[int]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from facebench.data.sequence import Batch
+from facebench.data.sequence import Batch, ModelInputs
 from facebench.models.base import TalkingFaceModule
 from facebench.models.components.audio_encoders import build_audio_encoder
 from facebench.models.components.losses import masked_mse
@@ -59,8 +59,9 @@ class FaceFormer(TalkingFaceModule):
         return (batch.vertices - batch.templates[:, None]).flatten(2) / self.offset_scale
 
     def offsets(self, batch: Batch, teacher_forcing: bool, features: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted offsets from the template in network units, (B, T, V*3); `features`: the
-        encoded audio when the caller has it already."""
+        """Training and validation losses: predicted offsets from the template in network units,
+        (B, T, V*3), at the ground truth's length; `features`: the encoded audio when the caller
+        has it already."""
         if features is None:
             features = self.network.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
         one_hot = self.style_one_hot(batch.style)
@@ -75,8 +76,9 @@ class FaceFormer(TalkingFaceModule):
         predicted = self.offsets(batch, teacher_forcing)
         return {"loss": masked_mse(predicted, self.target_offsets(batch), batch.frame_lengths) * self.offset_scale**2}
 
-    def to_vertices(self, batch: Batch, offsets: torch.Tensor) -> torch.Tensor:
-        return batch.templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
-
-    def generate(self, batch: Batch) -> torch.Tensor:
-        return self.to_vertices(batch, self.offsets(batch, teacher_forcing=False))
+    def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
+        """As the official `predict`: the frame count the audio implies, decoded autoregressively
+        (incrementally: the same frames as the official full re-decoding)."""
+        features = self.network.encode_audio(inputs.audio, inputs.audio_lengths, inputs.n_frames)
+        offsets = self.network.autoregressive(features, inputs.max_frames, self.style_one_hot(inputs.style))
+        return inputs.templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
