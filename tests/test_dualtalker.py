@@ -42,10 +42,12 @@ def test_contrastive_consistency_prefers_matched_frames():
 
 def test_config_extends_faceformer_and_registers_ablations():
     spec = model_specs()["dualtalker"]
-    assert spec.variants == ["", "no_dual", "no_consistency"]
+    assert spec.variants[:3] == ["", "no_dual", "no_consistency"] and {"no_velocity", "critic", "ctc"} <= set(spec.variants)
     ci = resolve(spec, "synth-tiny", "ci", 0)["model"]["init_args"]
-    assert ci["lr"] == 1e-2 and ci["offset_scale"] == 1e-3 and ci["n_phonemes"] == 20  # FaceFormer's ci, plus its own
-    assert "n_phonemes" not in resolve(spec, "biwi", "full", 0)["model"]["init_args"]
+    assert ci["lr"] == 1e-2 and ci["offset_scale"] == 1e-3 and ci["n_phonemes"] == 0  # FaceFormer's ci, plus its own
+    assert resolve(spec, "synth-tiny", "ci", 0, "ctc")["model"]["init_args"]["n_phonemes"] == 20
+    critic = resolve(spec, "synth-tiny", "quick", 0, "critic")
+    assert critic["model"]["init_args"]["dual_mode"] == "critic" and critic["stages"]["reader"]["trainer"]["max_epochs"] == 10
     assert resolve(spec, "biwi", "full", 0)["model"]["init_args"]["feature_dim"] == 128
     assert resolve(spec, "synth", "quick", 0, "no_dual")["model"]["init_args"]["dual_weight"] == 0.0
     assert resolve_models("dual", "synth")[0].name == "dualtalker"
@@ -54,7 +56,7 @@ def test_config_extends_faceformer_and_registers_ablations():
 @pytest.mark.slow
 def test_dualtalker_learns_and_reads_lips(synth_tiny, tmp_path):
     (spec,) = resolve_models("dual", "synth-tiny")
-    config = resolve(spec, "synth-tiny", "ci", 0)
+    config = resolve(spec, "synth-tiny", "ci", 0, "ctc")  # with the phoneme head, to check its reader reads
     import lightning as L
 
     L.seed_everything(0, verbose=False)
@@ -80,3 +82,23 @@ def test_dualtalker_learns_and_reads_lips(synth_tiny, tmp_path):
     common = np.bincount(np.concatenate(references)).argmax()
     chance = phoneme_error_rate([[int(common)]] * len(references), references)
     assert per < 0.75 * chance, (per, chance)
+
+
+def test_the_critic_reads_first_then_judges_frozen(synth_tiny, tmp_path):
+    """The `critic` reading: stage `reader` trains only the lip reader on ground truth (validated
+    on its reading), stage `animator` trains the animator with the reader frozen."""
+    from facebench.bench.config import deep_merge
+
+    config = resolve(model_specs()["dualtalker"], "synth-tiny", "ci", 0, "critic")
+    config = deep_merge(config, {"trainer": {"max_epochs": 1}, "data": {"max_train_clips": 8}, "stages": {"reader": {"trainer": {"max_epochs": 2}}}})
+    data, model = build(config, str(synth_tiny))
+    fit_stages(model, data, config, tmp_path, progress=False)
+    import json
+
+    stages = json.loads((tmp_path / "stages.json").read_text())
+    assert [s["stage"] for s in stages] == ["reader", "animator"] and stages[0]["monitor"] == "val/reader" and stages[0]["epochs"] == 2
+    after_reading = torch.load(stages[0]["checkpoint"], weights_only=False)["state_dict"]
+    now = model.state_dict()
+    assert all(torch.equal(now[k], v) for k, v in after_reading.items() if k.startswith(("reader.", "critic_motion.")))
+    assert not torch.equal(now["network.vertice_map_r.weight"], after_reading["network.vertice_map_r.weight"])
+    assert after_reading["network.vertice_map_r.weight"].abs().max() == 0  # untouched while the reader trained

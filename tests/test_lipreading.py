@@ -53,7 +53,8 @@ def test_reader_reads_ground_truth_and_not_a_still_face(tiny_reader):
         # Trained with gain and smoothing augmentation: under-articulated, smoothed speech stays readable.
         half = read_split(reader, clips, lambda c: c.template + 0.6 * smooth(c.vertices - c.template))
         assert truth == pytest.approx(card["ground_truth_per"][split])
-        assert truth < 0.5 and still > 0.9, (truth, still)
+        # A still face decodes to little more than the pauses (silence is a phoneme label).
+        assert truth < 0.5 and still > 0.75, (truth, still)
         assert oracle < 0.5 * still and half < 0.6 * still, (oracle, half, still)
 
 

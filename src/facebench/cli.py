@@ -64,9 +64,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
     specs = resolve_models(args.model, args.data)
     name = dataset_name(args.data)
     FaceDataModule(args.data, root=args.root).setup()  # a missing or malformed dataset stops here, before any run starts
+    every_variant = args.variants == "all" or (args.variants is None and args.model != "all")
     rows = []
     for spec in specs:
-        for variant in spec.variants:
+        for variant in spec.variants if every_variant else [""]:
             label = spec.name + (f" ({variant})" if variant else "")
             console.rule(f"{label} on {name}, profile {args.profile}, seed {args.seed}")
             # Each run in a fresh process, so that its peak memory is its own (README, "Leaderboard rows").
@@ -161,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="synth", help="dataset preset or folder")
     p.add_argument("--profile", default="quick", choices=["ci", "quick", "full"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variants", choices=["all", "base"], default=None,
+                   help="ablation variants too (default: all for one model, base for --model all)")
     p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
     p.add_argument("--leaderboards", default="leaderboards", help="folder of the leaderboard CSVs")
     p.add_argument("--runs", default="runs", help="folder of run folders (config, checkpoints, predictions)")

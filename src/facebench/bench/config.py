@@ -58,9 +58,10 @@ class ModelSpec:
     def applies_to(self, dataset: str) -> bool:
         return not self.raw.get("synthetic_only") or dataset_name(dataset).startswith("synth")
 
-    def official_code(self, profile: str) -> bool:
-        """True where the profile runs the paper's published code and setup (`official_profiles`)."""
-        return bool(self.raw.get("official_code")) and profile in self.raw.get("official_profiles", [])
+    def official_code(self, profile: str, variant: str = "") -> bool:
+        """True where the profile runs the paper's published code and setup (`official_profiles`),
+        never for an ablation variant."""
+        return bool(self.raw.get("official_code")) and profile in self.raw.get("official_profiles", []) and not variant
 
     def resolve(self, dataset: str, profile: str, variant: str = "") -> dict:
         """Model section (and the model's `stages`/`evaluation` settings) after the profile/dataset

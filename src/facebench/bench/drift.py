@@ -23,9 +23,8 @@ def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame
 
     rows = []
     with tempfile.TemporaryDirectory() as runs:
-        for spec in resolve_models(models, DATASET):
-            for variant in spec.variants:
-                rows += run_one(spec, DATASET, PROFILE, SEED, variant, leaderboards=None, runs=Path(runs), progress=progress)
+        for spec in resolve_models(models, DATASET):  # each model as it is; ablation variants are not checked
+            rows += run_one(spec, DATASET, PROFILE, SEED, leaderboards=None, runs=Path(runs), progress=progress)
     table = pd.DataFrame(rows)
     return table[KEY + [m for m in METRICS if m in table] + ENVIRONMENT]
 

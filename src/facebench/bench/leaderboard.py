@@ -68,7 +68,10 @@ def append_rows(path: str | Path, rows: list[dict]) -> None:
 
 # -- rendering ----------------------------------------------------------------------------------
 
-ANCHORS = ("template", "oracle")
+ANCHORS = ("template", "protocol_oracle", "oracle")
+# Shown but never ranked: signed FDD compares how much the face moves, and adding noise to a
+# prediction moves it toward 0 without predicting anything (measured: README, "Leaderboards").
+UNRANKED = ("fdd",)
 GROUP = ["model", "variant", "profile", "config_hash"]
 SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per"]
 
@@ -105,25 +108,26 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_skill(table: pd.DataFrame) -> pd.DataFrame:
-    """Skill on LVE: (template - model) / (template - oracle), 0 for the template, 1 for the oracle."""
-    anchors = {name: table.loc[table["model"] == name, "lve_mean"] for name in ANCHORS}
+    """Skill on LVE: (template - model) / (template - protocol oracle): 0 for the template, 1 for the
+    best a model can do under the protocol."""
+    anchors = {name: table.loc[table["model"] == name, "lve_mean"] for name in ("template", "protocol_oracle")}
     if any(a.empty for a in anchors.values()):
         return table
-    template, oracle = float(anchors["template"].iloc[0]), float(anchors["oracle"].iloc[0])
-    table["skill"] = (template - table["lve_mean"]) / (template - oracle)
+    template, ceiling = float(anchors["template"].iloc[0]), float(anchors["protocol_oracle"].iloc[0])
+    table["skill"] = (template - table["lve_mean"]) / (template - ceiling)
     return table
 
 
 def best_rows(table: pd.DataFrame) -> dict[str, int]:
-    """Index of the best non-anchor line per metric (FDD: closest to zero; diversity: highest)."""
+    """Index of the best non-anchor line per ranked metric (diversity: highest; others: lowest)."""
     candidates = table[~table["model"].isin(ANCHORS)]
     best = {}
     for metric in SHOWN:
         column = f"{metric}_mean"
-        if column not in candidates or candidates[column].isna().all():
+        if metric in UNRANKED or column not in candidates or candidates[column].isna().all():
             continue
-        values = candidates[column].abs() if metric == "fdd" else candidates[column]
-        best[metric] = int(values.idxmax() if metric == "diversity" else values.idxmin())
+        values = candidates[column]
+        best[metric] = int(values.idxmax() if metric.endswith("diversity") else values.idxmin())
     return best
 
 
@@ -137,14 +141,21 @@ def format_metric(row: pd.Series, metric: str, scale: float) -> str:
     return text
 
 
-def lip_reading_floor(rows: pd.DataFrame) -> str:
-    """The ground truth's own phoneme error rate under the dataset's reference lip reader."""
+def lip_reading_note(rows: pd.DataFrame) -> str:
+    """What the reference lip reader reads on the ground truth, and on the oracles' motion (which
+    can read better than the ground truth: the random part blurs it)."""
     if "per_gt" not in rows or rows["per_gt"].isna().all():
         return ""
-    low, high = rows["per_gt"].min(), rows["per_gt"].max()
-    value = f"{low:.4g}" if high - low < 1e-12 else f"{low:.4g} to {high:.4g}"
-    return (f"PER: phoneme error rate of the dataset's frozen reference lip reader on each model's motion; "
-            f"on the ground truth it reads {value} (the floor).")  # fmt: skip
+
+    def span(values: pd.Series) -> str:
+        low, high = values.min(), values.max()
+        return f"{low:.4g}" if high - low < 1e-12 else f"{low:.4g} to {high:.4g}"
+
+    anchors = [f"the {name.replace('_', ' ')} {span(rows.loc[rows['model'] == name, 'per'])}"
+               for name in ("protocol_oracle", "oracle") if (rows["model"] == name).any() and rows.loc[rows["model"] == name, "per"].notna().any()]  # fmt: skip
+    text = (f"PER: phoneme error rate of the dataset's frozen reference lip reader on each model's motion. It reads the "
+            f"ground truth's motion (same frames) at {span(rows['per_gt'])}")  # fmt: skip
+    return text + (f", and {' and '.join(anchors)}." if anchors else ".")
 
 
 def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str], list[list[str]], dict[str, int], str]]:
@@ -166,7 +177,7 @@ def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str],
             line += [f"{row['rtf']:.3g}" if pd.notna(row["rtf"]) else "", f"{int(row['params']):,}" if pd.notna(row["params"]) else ""]
             lines.append(line)
         best = {header[4 + metrics.index(m)]: i for m, i in best_rows(table).items() if m in metrics}
-        result[split] = (header, lines, best, lip_reading_floor(part))
+        result[split] = (header, lines, best, lip_reading_note(part))
     return result
 
 
@@ -207,8 +218,11 @@ def render(folder: str | Path = "leaderboards") -> str:
     parts = ["# facebench leaderboards", "",
              "Rendered by `facebench leaderboard` from the CSVs in this folder. Metrics in the dataset's display",
              "scale (raw values in the CSVs); mean ± spread over seeds with their count `n`; the best model per",
-             "column in bold; `template` and `oracle` are the anchors, and on synthetic data `skill` is",
-             "(template − model) / (template − oracle) on LVE. RTF: compute seconds per second of audio, batch 1.", ""]  # fmt: skip
+             "ranked column in bold (signed FDD is shown, not ranked: noise added to a prediction moves it toward 0).",
+             "Anchors: `template` (worst sensible), `protocol_oracle` (the best a model can do with the protocol's",
+             "inputs) and, as a diagnostic, `oracle` (full knowledge of each speaker). On synthetic data `skill` is",
+             "(template − model) / (template − protocol oracle) on LVE. RTF: compute seconds per second of audio, batch 1.",
+             "Column definitions: the project README, \"Leaderboard rows\".", ""]  # fmt: skip
     for path in sorted(folder.glob("*.csv")):
         rows = read_rows(path)
         if rows.empty:

@@ -54,7 +54,7 @@ def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceMo
     """The datamodule (read and validated: a missing or malformed dataset fails here, before any
     training) and the model, with the dataset's facts and the evaluation settings."""
     privileged = model_class(config).privileged_inputs
-    data = FaceDataModule(config["dataset"], root=root, seed=config["seed"], with_deterministic="deterministic" in privileged, **config.get("data", {}))
+    data = FaceDataModule(config["dataset"], root=root, seed=config["seed"], with_deterministic=bool(privileged), **config.get("data", {}))
     data.setup()
     preset = data.preset
     facts = {"n_vertices": data.n_vertices, "n_styles": len(data.train_subjects), "fps": preset.fps,
@@ -176,7 +176,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
             "protocol": values["protocol"], "inputs": model.describe_inputs(), "samples": model.evaluation_samples,
             "config_hash": config_hash(config), "checkpoint": ";".join(relative(s["checkpoint"], runs) for s in cost["stages"]),
             "region_set": values["region_set"], "per_reader": values["per_reader"], "audio_encoder": encoder.get("name", ""),
-            "official_code": spec.official_code(profile), "run_dir": relative(run_dir, runs),
+            "official_code": spec.official_code(profile, variant), "run_dir": relative(run_dir, runs),
         })  # fmt: skip
     (run_dir / "metrics.json").write_text(json.dumps(rows, indent=2, default=str))
     if leaderboards is not None:

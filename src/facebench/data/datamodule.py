@@ -195,7 +195,8 @@ class FaceDataModule(L.LightningDataModule):
                 entries = entries[: self.max_train_clips]
             if not entries:
                 raise DataError(reader.root / "vertices_npy", f"clips of split '{split}' ({self.preset.split(split)})", "none")
-            self.datasets[split] = ClipDataset(reader, entries)
+            # The oracles' privileged parts (C conditions x T x V x 3 per clip) are not kept in memory.
+            self.datasets[split] = ClipDataset(reader, entries, cache=not self.with_deterministic)
         return self.datasets[split]
 
     # -- Lightning hooks ----------------------------------------------------------------------------

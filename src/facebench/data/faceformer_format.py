@@ -232,15 +232,16 @@ class FaceFormerFormat:
             **extra,
         )
 
-    def _deterministic(self, entry: ClipEntry, n_frames: int) -> torch.Tensor:
-        """The synthetic corpus' predictable part: template + stored blendshape weights · blendshapes."""
-        path = self.root / "deterministic" / f"{entry.name}.npy"
+    def _predictable(self, entry: ClipEntry, n_frames: int, folder: str) -> torch.Tensor:
+        """A synthetic clip's predictable part, template + stored blendshape weights · blendshapes:
+        `deterministic/` (T, K) -> (T, V, 3), or `protocol_oracle/` (C, T, K) -> (C, T, V, 3)."""
+        path = self.root / folder / f"{entry.name}.npy"
         if not path.is_file() or not (self.root / "blendshapes.npy").is_file():
-            raise DataError(path, "the deterministic part of the clip (synthetic corpora only)", "no such file")
-        weights = np.load(path)[:: self.preset.subsample]
-        if len(weights) != n_frames:
-            raise DataError(path, f"{n_frames} frames", f"{len(weights)}")
-        offsets = np.einsum("tk,kvc->tvc", weights, np.load(self.root / "blendshapes.npy"))
+            raise DataError(path, f"the clip's {folder.replace('_', ' ')} weights (synthetic corpora only)", "no such file")
+        weights = np.load(path)[..., :: self.preset.subsample, :]
+        if weights.shape[-2] != n_frames:
+            raise DataError(path, f"{n_frames} frames", f"{weights.shape[-2]}")
+        offsets = np.einsum("...tk,kvc->...tvc", weights, np.load(self.root / "blendshapes.npy"))
         return torch.from_numpy((self.templates[entry.subject] + offsets).astype(np.float32))
 
     def _extras(self, entry: ClipEntry, n_frames: int) -> dict:
@@ -252,7 +253,8 @@ class FaceFormerFormat:
                 raise DataError(labels, f"one label per frame, shape ({n_frames},)", f"shape {phonemes.shape}")
             extra["phonemes"] = torch.from_numpy(phonemes.astype(np.int64))
         if self.with_deterministic:
-            extra["deterministic"] = self._deterministic(entry, n_frames)
+            extra["deterministic"] = self._predictable(entry, n_frames, "deterministic")
+            extra["protocol_oracle"] = self._predictable(entry, n_frames, "protocol_oracle")
         if self.metadata is not None and entry.name in self.metadata.index:
             row = self.metadata.loc[entry.name]
             for key in ("emotion", "intensity"):

@@ -23,11 +23,11 @@ IGNORE_INDEX = -100
 
 # What a clip knows that a model must not see when it generates.
 GROUND_TRUTH = ("vertices", "frame_lengths", "phonemes", "emotion", "intensity", "texts", "text",
-                "deterministic", "names", "name", "subjects", "subject")  # fmt: skip
+                "deterministic", "protocol_oracle", "names", "name", "subjects", "subject")  # fmt: skip
 # Conditions a model may declare as inputs (the protocol records which it used).
 DECLARABLE_CONDITIONS = ("intensity", "emotion")
 # Inputs only an anchor may declare: the oracle's privileged view of the synthetic corpus.
-PRIVILEGED_INPUTS = ("deterministic",)
+PRIVILEGED_INPUTS = ("deterministic", "protocol_oracle")
 
 
 class SealedInputError(AttributeError):
@@ -50,6 +50,7 @@ class Sequence:
     phonemes: torch.Tensor | None = None  # (T,) int64 label per frame
     text: str | None = None
     deterministic: torch.Tensor | None = None  # (T, V, 3) synthetic data only: the predictable part
+    protocol_oracle: torch.Tensor | None = None  # (C, T, V, 3) synthetic only: the predictable part per protocol condition
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Batch:
     phonemes: torch.Tensor | None = None  # (B, T)
     texts: list[str | None] = field(default_factory=list)
     deterministic: torch.Tensor | None = None  # (B, T, V, 3)
+    protocol_oracle: torch.Tensor | None = None  # (B, C, T, V, 3)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -102,6 +104,7 @@ class Batch:
             phonemes=None if self.phonemes is None else self.phonemes[i, :t],
             text=self.texts[i] if self.texts else None,
             deterministic=None if self.deterministic is None else self.deterministic[i, :t],
+            protocol_oracle=None if self.protocol_oracle is None else self.protocol_oracle[i, :, :t],
         )
 
     def inputs(self, audio_per_frame: int, conditions: tuple[str, ...] = (), privileged: tuple[str, ...] = ()) -> ModelInputs:
@@ -110,7 +113,7 @@ class Batch:
         truth; `conditions` and `privileged` are the extra fields the model declares."""
         n_frames = torch.tensor([frames_from_audio(int(n), self.fps, audio_per_frame) for n in self.audio_lengths.tolist()],
                                 dtype=torch.long, device=self.audio_lengths.device)  # fmt: skip
-        if "deterministic" in privileged:  # the oracle's privileged view includes the ground truth's length
+        if privileged:  # an oracle's privileged view includes the ground truth's length
             n_frames = self.frame_lengths
         return ModelInputs(
             audio=self.audio, audio_lengths=self.audio_lengths, n_frames=n_frames, templates=self.templates,
@@ -192,7 +195,17 @@ def collate(sequences: list[Sequence]) -> Batch:
         deterministic=pad_sequence([s.deterministic for s in sequences], batch_first=True)
         if all(s.deterministic is not None for s in sequences)
         else None,
+        protocol_oracle=pad_conditions([s.protocol_oracle for s in sequences]) if all(s.protocol_oracle is not None for s in sequences) else None,
     )
+
+
+def pad_conditions(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(C_i, T_i, ...) tensors to (B, max C, max T, ...), zero-padded."""
+    shape = (len(tensors), max(t.shape[0] for t in tensors), max(t.shape[1] for t in tensors), *tensors[0].shape[2:])
+    out = tensors[0].new_zeros(shape)
+    for i, t in enumerate(tensors):
+        out[i, : t.shape[0], : t.shape[1]] = t
+    return out
 
 
 @dataclass

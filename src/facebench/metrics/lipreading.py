@@ -12,11 +12,13 @@ from torchmetrics import Metric
 
 from facebench.lipreading.ctc import edit_distance, reference_sequences
 from facebench.lipreading.reference import ReferenceLipReader
-from facebench.metrics.mesh import MetricInputError, align_pair
+from facebench.metrics.mesh import MetricInputError, _lengths, align_pair
 
 
 class LipReadability(Metric):
-    """`per` of the predictions and `per_gt` of the ground truth, on the frames they share."""
+    """`per` of the predictions and `per_gt` of the ground truth, each read whole and compared with
+    the phonemes of the whole clip (a prediction shorter than the clip is read as it is: what it
+    leaves out counts as deletions), so `per_gt` is the same for every model."""
 
     full_state_update = False
     is_differentiable = False
@@ -37,13 +39,14 @@ class LipReadability(Metric):
             raise MetricInputError(
                 "lip readability needs the templates and the per-frame phoneme labels of the clips"
             )
-        pred, target, n, _ = align_pair(pred, target, pred_lengths, target_lengths)
-        if phonemes.shape[0] != pred.shape[0] or phonemes.shape[1] < pred.shape[1]:
+        align_pair(pred, target, pred_lengths, target_lengths)  # shapes and values checked
+        n_pred, n_target = _lengths(pred, pred_lengths), _lengths(target, target_lengths)
+        if phonemes.shape[0] != target.shape[0] or phonemes.shape[1] < target.shape[1]:
             raise MetricInputError(
-                f"expected phoneme labels of shape ({pred.shape[0]}, >= {pred.shape[1]}), found {tuple(phonemes.shape)}"
+                f"expected phoneme labels of shape ({target.shape[0]}, >= {target.shape[1]}), found {tuple(phonemes.shape)}"
             )
-        references = reference_sequences(phonemes, n)
-        for state, vertices in (("errors", pred), ("gt_errors", target)):
+        references = reference_sequences(phonemes, n_target)
+        for state, vertices, n in (("errors", pred, n_pred), ("gt_errors", target, n_target)):
             hypotheses = self.reader.read(vertices, templates, n)
             setattr(
                 self,

@@ -1,5 +1,6 @@
-"""The two anchors every leaderboard is read between: the static template (worst sensible) and,
-on synthetic data, the oracle (best achievable). Neither trains nor uses the style."""
+"""The anchors every leaderboard is read between: the static template (worst sensible) and, on
+synthetic data, the protocol oracle (the best achievable under the protocol) with the full-knowledge
+oracle as a diagnostic beside it. None of them trains."""
 
 from __future__ import annotations
 
@@ -29,3 +30,20 @@ class Oracle(TalkingFaceModule):
 
     def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
         return inputs.privileged["deterministic"]
+
+
+class ProtocolOracle(TalkingFaceModule):
+    """The best a model can do with exactly the protocol's inputs, on synthetic data: the corpus'
+    deterministic part computed with what the protocol gives. A seen speaker is conditioned on its
+    own style, so this is the full oracle; an unseen speaker's clip is generated under each
+    training style with that speaker's articulation (its own is unknowable), the metrics averaged
+    over conditions as for any model. The emotion is the one heard (the corpus makes it audible;
+    README, "The synthetic corpus"). Privileged like the oracle, and marked so in its rows."""
+
+    stages = ()
+    privileged_inputs = ("protocol_oracle",)
+
+    def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
+        per_condition = inputs.privileged["protocol_oracle"]  # (B, C, T, V, 3), C = 1 for a seen speaker
+        index = inputs.style.clamp(min=0) if per_condition.shape[1] > 1 else torch.zeros_like(inputs.style)
+        return per_condition[torch.arange(len(index), device=index.device), index]

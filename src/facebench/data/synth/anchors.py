@@ -1,8 +1,9 @@
-"""The two anchors that bound every score on the synthetic corpus, computed with the same metrics
-as any model and by the anchor models themselves (so the stored values are what their leaderboard
-rows show): the static template (worst sensible) at the frame count the audio implies, and the
-oracle, the deterministic part of each clip (best achievable: what remains is the random part no
-model can predict)."""
+"""The anchors that bound every score on the synthetic corpus, computed with the same metrics as any
+model and by the anchor models themselves (so the stored values are what their leaderboard rows
+show): the static template (worst sensible) at the frame count the audio implies; the protocol
+oracle, the deterministic part under the protocol's conditions (best achievable); and the full
+oracle, the deterministic part with the speaker's own articulation (a diagnostic: what remains is
+the random part no model can predict)."""
 
 from __future__ import annotations
 
@@ -12,26 +13,30 @@ from pathlib import Path
 from facebench.data.datamodule import FaceDataModule
 from facebench.data.sequence import collate
 from facebench.metrics import ConditionedMetrics
-from facebench.models.anchors import Oracle, Template
+from facebench.models.anchors import Oracle, ProtocolOracle, Template
+
+ANCHOR_MODELS = {"template": Template, "protocol_oracle": ProtocolOracle, "oracle": Oracle}
 
 ANCHORS_FILE = "anchors.json"
 
 
 def anchor_metrics(root: Path, dataset: str, splits: tuple[str, ...] | None = None) -> dict[str, dict[str, dict[str, float]]]:
-    """{split: {"template": metrics, "oracle": metrics}}. Neither anchor uses a style, so one
-    condition stands for all and the unseen-speaker average equals it."""
+    """{split: {anchor: metrics}} for the template, the protocol oracle and the full oracle, each
+    under the condition protocol as its leaderboard rows are."""
     data = FaceDataModule(dataset, root=str(root), with_deterministic=True)
     regions = data.regions()
-    models = {name: cls(n_vertices=data.n_vertices, n_styles=1) for name, cls in (("template", Template), ("oracle", Oracle))}
+    styles = len(data.train_subjects)
+    models = {name: cls(n_vertices=data.n_vertices, n_styles=styles) for name, cls in ANCHOR_MODELS.items()}
     result = {}
     for split in splits or ("val", *data.test_split_names):
         clips = data.split_dataset(split)
-        anchors = {name: ConditionedMetrics(data.preset, regions, 1, seen=True) for name in models}
+        seen = data.preset.split(split).seen
+        anchors = {name: ConditionedMetrics(data.preset, regions, styles, seen=seen) for name in models}
         for i in range(len(clips)):
             clip = clips[i]
             batch = collate([clip])
             for name, model in models.items():
-                anchors[name].update([model.generate(model.generation_inputs(batch))[0]], clip.vertices, clip.template)
+                anchors[name].update(model.generate_conditions(model.generation_inputs(batch)), clip.vertices, clip.template)
         result[split] = {name: {k: v for k, v in metrics.compute().items() if k != "clips"} for name, metrics in anchors.items()}
     return result
 

@@ -45,7 +45,7 @@ from facebench.data.synth.speech import (
     timeline,
 )
 
-VERSION = "2"  # bump on any change to what the generator writes: the cache is keyed by it
+VERSION = "3"  # bump on any change to what the generator writes: the cache is keyed by it
 TRAIN_SENTENCES, VAL_SENTENCES, TEST_SENTENCES = (1, 32), (33, 36), (37, 40)
 REGION_FILES = ("lve", "fdd", "eve")
 
@@ -98,7 +98,7 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 def make_speaker(config: SynthConfig, face, index: int, name: str, seen: bool, seed: int) -> Speaker:
     rng = _rng(seed, 2, index)
     template, scale = identity_shape(face, rng, config.identity_amplitude)
-    voice = Voice(f0=float(rng.uniform(95, 230)), tract=float(rng.uniform(0.85, 1.2)), rate=float(rng.uniform(0.85, 1.2)))
+    voice = Voice(f0=float(rng.uniform(95, 230)), tract=float(rng.uniform(0.85, 1.2)), rate=float(rng.uniform(0.9, 1.12)))
     articulation = Articulation(gains=tuple(float(g) for g in rng.uniform(0.7, 1.3, size=5)), spread=float(rng.uniform(0.8, 1.25)))
     return Speaker(name, seen, template, scale, voice, articulation)
 
@@ -122,29 +122,43 @@ class Clip:
     vertices: np.ndarray  # (T, V, 3)
     deterministic: np.ndarray  # (T, V, 3)
     deterministic_weights: np.ndarray  # (T, K): deterministic = template + weights @ blendshapes
+    protocol_weights: np.ndarray  # (C, T, K): the protocol oracle, one per condition (see make_clip)
     phonemes: np.ndarray  # (T,) the phoneme heard at each frame
 
 
-def make_clip(config: SynthConfig, face, speaker: Speaker, speaker_index: int, sentence: int, seed: int) -> Clip:
+def emotional_voice(base: Voice, emotion: int, intensity: int) -> Voice:
+    """The speaker's voice under an emotion: every cue moved from neutral by the intensity's share."""
+    style, neutral, scale = EMOTION_STYLES[EMOTIONS[emotion]], EMOTION_STYLES["neutral"], INTENSITY_SCALE[intensity]
+    toward = lambda cue: getattr(neutral, cue) + (getattr(style, cue) - getattr(neutral, cue)) * scale  # noqa: E731
+    return Voice(
+        f0=base.f0 * toward("pitch"), tract=base.tract, rate=base.rate * toward("tempo"), pitch_range=toward("pitch_range"),
+        energy=toward("energy"), brightness=toward("brightness"), breath=toward("breath"), vowel_length=toward("vowel_length"),
+        pause=toward("pause"), pause_length=toward("pause_length"), accents=toward("accents"), final_rise=toward("final_rise"),
+        tremor=toward("tremor"),
+    )  # fmt: skip
+
+
+def make_clip(config: SynthConfig, face, speaker: Speaker, speaker_index: int, sentence: int, seed: int,
+              conditions: list[Articulation] | None = None, shown_emotion: tuple[int, int] | None = None) -> Clip:  # fmt: skip
+    """One clip. `conditions`: the articulation styles the protocol conditions this speaker on
+    (training speakers' for an unseen one; default its own), for the protocol oracle.
+    `shown_emotion`: (emotion, intensity) the motion shows instead of the one spoken, for analyses
+    of what knowing the emotion is worth (the audio is unchanged)."""
     rng = _rng(seed, 1, speaker_index, sentence)
     emotion = 0 if rng.random() >= config.emotion_share else int(rng.integers(1, len(EMOTIONS)))
     intensity = 0 if emotion == 0 else int(rng.integers(0, len(INTENSITY_SCALE)))
-    style, scale = EMOTION_STYLES[EMOTIONS[emotion]], INTENSITY_SCALE[intensity]
-    base = speaker.voice
-    voice = Voice(
-        f0=base.f0 * (1 + (style.pitch - 1) * scale),
-        tract=base.tract,
-        rate=base.rate * (1 + (style.tempo - 1) * scale),
-        pitch_range=1 + (style.pitch_range - 1) * scale,
-        energy=1 + (style.energy - 1) * scale,
-    )
+    voice = emotional_voice(speaker.voice, emotion, intensity)
     words = sentence_words(config, sentence, seed)
     segments = timeline(words, voice, rng)
     n_frames = math.ceil(segments[-1].end * config.fps)
     n_samples = round(n_frames / config.fps * SAMPLE_RATE)
     f0 = pitch_track(segments, voice, n_samples, rng)
     audio = synthesise(segments, voice, f0, rng, config.noise_level)
-    weights = deterministic_weights(segments, f0, n_frames, config.fps, SAMPLE_RATE, speaker.articulation, EMOTIONS[emotion], intensity, config.lead)
+    shown, shown_intensity = shown_emotion or (emotion, intensity)
+    weights_with = lambda articulation: deterministic_weights(  # noqa: E731
+        segments, f0, n_frames, config.fps, SAMPLE_RATE, articulation, EMOTIONS[shown], shown_intensity, config.lead)
+    weights = weights_with(speaker.articulation)
+    protocol = np.stack([weights_with(a) for a in conditions]) if conditions else weights[None]
     noise = random_weights(rng, weights, config.fps, config.random)
     basis = face.blendshapes * speaker.scale
     deterministic = speaker.template + np.einsum("tk,kvc->tvc", weights, basis)
@@ -165,6 +179,7 @@ def make_clip(config: SynthConfig, face, speaker: Speaker, speaker_index: int, s
         vertices=vertices.astype(np.float32),
         deterministic=deterministic.astype(np.float32),
         deterministic_weights=(weights * speaker.scale).astype(np.float32),
+        protocol_weights=(protocol * speaker.scale).astype(np.float32),
         phonemes=phonemes.astype(np.int64),
     )
 
@@ -179,19 +194,22 @@ def generate(config: SynthConfig, out: str | Path, seed: int = 0, progress: bool
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: expected an empty or new folder for the corpus, found files")
-    for sub in ("wav", "vertices_npy", "deterministic", "phonemes", "regions"):
+    for sub in ("wav", "vertices_npy", "deterministic", "protocol_oracle", "phonemes", "regions"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     face = build_face(config.n_vertices)
     speakers = [make_speaker(config, face, i, name, seen, seed) for i, (name, seen) in enumerate(config.speakers())]
+    training_styles = [s.articulation for s in speakers if s.seen]
     jobs = [(i, s, n) for i, s in enumerate(speakers) for n in sentences_of(s.seen)]
     rows = []
     for index, speaker, sentence in track(jobs, description=f"synth {config.preset}", disable=not progress):
-        clip = make_clip(config, face, speaker, index, sentence, seed)
+        clip = make_clip(config, face, speaker, index, sentence, seed, conditions=None if speaker.seen else training_styles)
         # 16-bit PCM like the real sets; float WAVs would carry a timestamped PEAK chunk.
         soundfile.write(out / "wav" / f"{clip.name}.wav", clip.audio, SAMPLE_RATE, subtype="PCM_16")
         np.save(out / "vertices_npy" / f"{clip.name}.npy", clip.vertices.reshape(len(clip.vertices), -1))
         # The deterministic part as blendshape weights: 10 numbers a frame instead of 3V.
         np.save(out / "deterministic" / f"{clip.name}.npy", clip.deterministic_weights)
+        # The protocol oracle: the same under each condition the protocol gives (C = 1 for a seen speaker).
+        np.save(out / "protocol_oracle" / f"{clip.name}.npy", clip.protocol_weights)
         np.save(out / "phonemes" / f"{clip.name}.npy", clip.phonemes)
         rows.append({
             "name": clip.name, "subject": clip.speaker, "sentence": clip.sentence, "emotion": clip.emotion,

@@ -1,7 +1,12 @@
 """Speech for the synthetic corpus: a phoneme inventory with the visemes each implies, sentences
 built from it, and a source-filter (formant) synthesiser in numpy/scipy: glottal pulses for voiced
 sounds, shaped noise for fricatives, closures and bursts for plosives, formants scaled by the
-speaker's vocal tract, an intonation contour, and a little background noise."""
+speaker's vocal tract, an intonation contour, and a little background noise.
+
+Emotion is heard through cues that survive loudness normalisation and do not depend on the
+speaker's own pitch or tract: voice quality (spectral tilt of the glottal source, breathiness),
+the pitch range, accent rate and final contour relative to the speaker's own level, vowel
+lengthening and the pause structure."""
 
 from __future__ import annotations
 
@@ -75,6 +80,19 @@ class Voice:
     rate: float  # speaking rate: >1 faster
     pitch_range: float = 1.0
     energy: float = 1.0
+    brightness: float = 0.0  # glottal spectral tilt: >0 tense (flatter), <0 lax (steeper)
+    breath: float = 0.0  # aspiration noise mixed into voiced sound, relative to the voicing
+    vowel_length: float = 1.0  # vowel duration factor
+    pause: float = 0.25  # probability of a pause between words
+    pause_length: float = 1.0  # pause duration factor
+    accents: float = 0.35  # probability of a pitch accent on a vowel
+    final_rise: float = 0.0  # pitch change over the last half second, relative to f0 (>0 rising)
+    tremor: float = 0.0  # depth of a 5.5 Hz pitch modulation (a laughing voice)
+
+    @property
+    def source_pole(self) -> float:
+        """Pole of the one-pole low-pass that shapes the glottal pulses: the spectral tilt."""
+        return 0.9 - (0.18 if self.brightness >= 0 else 0.07) * self.brightness
 
 
 @dataclass(frozen=True)
@@ -93,13 +111,17 @@ def timeline(words: list[list[str]], voice: Voice, rng: np.random.Generator, lea
     symbols = ["sil"]
     for i, word in enumerate(words):
         symbols += word
-        if i < len(words) - 1 and rng.random() < 0.25:
+        if i < len(words) - 1 and rng.random() < voice.pause:
             symbols.append("sil")  # a pause between words
     symbols.append("sil")
     segments, t = [], 0.0
     for k, symbol in enumerate(symbols):
         phoneme = INVENTORY[PHONEMES[symbol]]
         duration = phoneme.duration / voice.rate * float(rng.uniform(0.85, 1.2))
+        if phoneme.kind == "vowel":
+            duration *= voice.vowel_length
+        elif phoneme.kind == "silence":
+            duration *= voice.pause_length
         if k == 0:
             duration = lead_in
         segments.append(Segment(PHONEMES[symbol], t, t + duration))
@@ -108,14 +130,18 @@ def timeline(words: list[list[str]], voice: Voice, rng: np.random.Generator, lea
 
 
 def pitch_track(segments: list[Segment], voice: Voice, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """f0 per sample: a declining sentence contour with accents on some vowels."""
+    """f0 per sample: a declining sentence contour with accents on some vowels and the voice's
+    final rise or fall over the last half second of speech."""
     t = np.arange(n_samples) / SAMPLE_RATE
     total = n_samples / SAMPLE_RATE
     contour = 1 + 0.12 * voice.pitch_range * (1 - 2 * t / total)
     for segment in segments:
-        if INVENTORY[segment.phoneme].kind == "vowel" and rng.random() < 0.35:
+        if INVENTORY[segment.phoneme].kind == "vowel" and rng.random() < voice.accents:
             contour += 0.18 * voice.pitch_range * np.exp(-(((t - segment.center) / 0.08) ** 2))
-    return voice.f0 * contour
+    speech_end = segments[-1].start if INVENTORY[segments[-1].phoneme].kind == "silence" else total
+    contour += voice.final_rise * np.clip((t - (speech_end - 0.5)) / 0.5, 0, 1) ** 2
+    contour *= 1 + voice.tremor * np.sin(2 * np.pi * 5.5 * t)
+    return voice.f0 * np.clip(contour, 0.5, None)
 
 
 def _resonate(x: np.ndarray, frequency: float, bandwidth: float) -> np.ndarray:
@@ -146,8 +172,11 @@ def synthesise(segments: list[Segment], voice: Voice, f0: np.ndarray, rng: np.ra
     phase = np.cumsum(f0 / SAMPLE_RATE)
     # Glottal source: a pulse each period (the flow derivative), softened by a one-pole low-pass.
     pulses = np.diff(np.floor(phase), prepend=0.0)
-    source = lfilter([1.0], [1, -0.9], pulses)
+    source = lfilter([1.0], [1, -voice.source_pole], pulses)
     source -= lfilter([1.0], [1, -0.995], source) * 0.005  # remove the slow drift of the low-pass
+    source /= np.abs(source).max() + 1e-9
+    # Aspiration: noise through the same resonances, gated by the glottal cycle's open phase.
+    aspiration = voice.breath * rng.normal(size=n_samples) * (0.5 + 0.5 * np.cos(2 * np.pi * phase)) * 0.5
     out = np.zeros(n_samples)
     fade = int(0.012 * SAMPLE_RATE)
     for segment in segments:
@@ -158,7 +187,7 @@ def synthesise(segments: list[Segment], voice: Voice, f0: np.ndarray, rng: np.ra
         n = b - a
         piece = np.zeros(n)
         if phoneme.kind in ("vowel", "approximant", "nasal") or (phoneme.voiced and phoneme.formants):
-            voiced = source[a:b]
+            voiced = source[a:b] + aspiration[a:b]
             gain = {"vowel": 1.0, "approximant": 0.7, "nasal": 0.45}.get(phoneme.kind, 0.25)
             for k, formant in enumerate(phoneme.formants):
                 bandwidth = 60 + 40 * k

@@ -101,8 +101,30 @@ def load_pretrained(model_class, name_or_path: str):
         ) from exc
 
 
+class LogMelSpectrogram(nn.Module):
+    """Log-mel spectrogram at 50 Hz (25 ms window, 20 ms hop), each band normalised over the clip so
+    loudness does not matter: (1, N) audio -> (1, n_mels, F). No learned parameters."""
+
+    def __init__(self, n_mels: int = 40):
+        super().__init__()
+        from transformers.audio_utils import mel_filter_bank
+
+        self.n_fft, self.hop, self.n_mels = 400, SAMPLE_RATE // 50, n_mels
+        bank = mel_filter_bank(
+            num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=50.0,
+            max_frequency=SAMPLE_RATE / 2, sampling_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney",
+        )  # fmt: skip
+        self.register_buffer("mel_bank", torch.as_tensor(bank, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(audio, self.n_fft, self.hop, window=self.window, return_complex=True).abs() ** 2
+        mel = torch.log(torch.einsum("fm,bft->bmt", self.mel_bank, spec) + 1e-6)
+        return (mel - mel.mean(dim=-1, keepdim=True)) / (mel.std(dim=-1, keepdim=True) + 1e-5)
+
+
 class LogMelEncoder(AudioEncoder):
-    """Log-mel spectrogram at 50 Hz (25 ms window, 20 ms hop) and a small 1-D convolutional stack.
+    """A log-mel spectrogram (`LogMelSpectrogram`) and a small 1-D convolutional stack.
 
     The convolutions are dilated (1, 2, 4, ...) so a few layers see about a second of speech:
     FaceFormer's decoder attends only the audio frame aligned with each mesh frame, so all the
@@ -114,15 +136,7 @@ class LogMelEncoder(AudioEncoder):
 
     def __init__(self, output_dim: int = 64, n_mels: int = 40, layers: int = 4, kernel_size: int = 5):
         super().__init__()
-        from transformers.audio_utils import mel_filter_bank
-
-        self.n_fft, self.hop = 400, SAMPLE_RATE // 50
-        bank = mel_filter_bank(
-            num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=50.0,
-            max_frequency=SAMPLE_RATE / 2, sampling_rate=SAMPLE_RATE, norm="slaney", mel_scale="slaney",
-        )  # fmt: skip
-        self.register_buffer("mel_bank", torch.as_tensor(bank, dtype=torch.float32), persistent=False)
-        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        self.spectrogram = LogMelSpectrogram(n_mels)
         blocks, width = [], n_mels
         for i in range(layers):
             dilation = 2**i
@@ -132,14 +146,8 @@ class LogMelEncoder(AudioEncoder):
         self.norm = nn.LayerNorm(output_dim)
         self.output_dim = output_dim
 
-    def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
-        """(1, N) -> (1, n_mels, F), normalised per clip so loudness does not matter."""
-        spec = torch.stft(audio, self.n_fft, self.hop, window=self.window, return_complex=True).abs() ** 2
-        mel = torch.log(torch.einsum("fm,bft->bmt", self.mel_bank, spec) + 1e-6)
-        return (mel - mel.mean(dim=-1, keepdim=True)) / (mel.std(dim=-1, keepdim=True) + 1e-5)
-
     def encode_clip(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.convs(self.log_mel(audio)).transpose(1, 2))
+        return self.norm(self.convs(self.spectrogram(audio)).transpose(1, 2))
 
 
 def build_audio_encoder(name: str = "logmel", **kwargs) -> AudioEncoder:

@@ -7,7 +7,7 @@ import torch
 from facebench.data.sequence import Batch, ModelInputs
 from facebench.models.base import TalkingFaceModule
 from facebench.models.components.audio_encoders import build_audio_encoder
-from facebench.models.components.losses import masked_mse
+from facebench.models.components.losses import masked_mse, masked_velocity_mse
 from facebench.models.faceformer.network import FaceFormerNetwork
 
 
@@ -27,6 +27,9 @@ class FaceFormer(TalkingFaceModule):
             1e-3 train in the few hundred steps of the CPU profiles without the first Adam steps
             throwing the zero-initialised output centimetres off. [ours]
         detach_feedback: in autoregressive training, no gradient through the fed-back frames. [ours]
+        velocity_weight: weight of an MSE on frame-to-frame differences added to the official
+            vertex MSE; 0 is the official loss. [ours] (the fair baseline for DualTalker, whose
+            reconstruction uses one)
     """
 
     def __init__(
@@ -46,9 +49,10 @@ class FaceFormer(TalkingFaceModule):
         dropout: float = 0.1,
         offset_scale: float = 1.0,
         detach_feedback: bool = False,
+        velocity_weight: float = 0.0,
     ):
         super().__init__(n_vertices, n_styles, fps, period, audio_per_frame, lr)
-        self.offset_scale, self.detach_feedback = offset_scale, detach_feedback
+        self.offset_scale, self.detach_feedback, self.velocity_weight = offset_scale, detach_feedback, velocity_weight
         self.save_hyperparameters()
         encoder = build_audio_encoder(**(audio_encoder or {"name": "logmel"}))
         self.network = FaceFormerNetwork(encoder, n_vertices, n_styles, feature_dim, period, audio_per_frame, n_heads, n_layers, dropout)
@@ -70,11 +74,20 @@ class FaceFormer(TalkingFaceModule):
         incremental = self.incremental_training or not self.training
         return self.network.autoregressive(features, batch.vertices.shape[1], one_hot, incremental, self.detach_feedback and self.training)
 
+    def animation_losses(self, predicted: torch.Tensor, batch: Batch, unit: float) -> dict[str, torch.Tensor]:
+        """The vertex MSE (official) and, with `velocity_weight`, the velocity MSE; `unit` scales
+        them from the network's offset units (FaceFormer reports dataset units², offset_scale²)."""
+        target, lengths = self.target_offsets(batch), batch.frame_lengths
+        parts = {"animation": masked_mse(predicted, target, lengths) * unit}
+        parts["loss"] = parts["animation"]
+        if self.velocity_weight:
+            parts["velocity"] = masked_velocity_mse(predicted, target, lengths) * unit
+            parts["loss"] = parts["loss"] + self.velocity_weight * parts["velocity"]
+        return parts
+
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         # Validation scores teacher-forced, as the official code; training as configured.
-        teacher_forcing = self.teacher_forcing or not self.training
-        predicted = self.offsets(batch, teacher_forcing)
-        return {"loss": masked_mse(predicted, self.target_offsets(batch), batch.frame_lengths) * self.offset_scale**2}
+        return self.animation_losses(self.offsets(batch, self.teacher_forcing or not self.training), batch, self.offset_scale**2)
 
     def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
         """As the official `predict`: the frame count the audio implies, decoded autoregressively
