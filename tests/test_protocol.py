@@ -49,7 +49,8 @@ def garbage(batch):
     g = torch.Generator().manual_seed(123)
     return replace(batch, vertices=torch.randn(batch.vertices.shape, generator=g), frame_lengths=batch.frame_lengths * 2,
                    phonemes=None if batch.phonemes is None else torch.randint(0, 20, batch.phonemes.shape, generator=g),
-                   emotion=torch.full_like(batch.style, 3), intensity=torch.full_like(batch.style, 1), texts=["la la"] * len(batch),
+                   emotion=torch.full_like(batch.style, 3), intensity=torch.full_like(batch.style, 1), content=torch.full_like(batch.style, 7),
+                   texts=["la la"] * len(batch),
                    names=["nobody_99"] * len(batch), subjects=["nobody"] * len(batch))  # fmt: skip
 
 
@@ -57,7 +58,7 @@ def removed(batch):
     """The same clips with every ground-truth field gone (the deterministic part kept: privileged)."""
     empty = torch.zeros(len(batch), 0, *batch.vertices.shape[2:])
     return replace(batch, vertices=empty, frame_lengths=torch.zeros_like(batch.frame_lengths), phonemes=None, emotion=None,
-                   intensity=None, texts=[], names=[], subjects=[])  # fmt: skip
+                   intensity=None, content=None, texts=[], names=[], subjects=[])  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(model_specs()))

@@ -4,7 +4,7 @@
     <root>/vertices_npy/<subject>_<sentence>.npy   (frames, V*3), float
     <root>/templates.pkl                           {subject: (V, 3)}, latin1 pickle
     <root>/regions/*.txt or a pickled mask dict    vertex indices for the metrics
-    <root>/phonemes/<name>.npy, metadata.csv       optional: per-frame labels, emotion, text
+    <root>/phonemes/<name>.npy, metadata.csv       optional: per-frame labels; emotion, intensity, content, text
 
 Clips are validated when indexed (cheap checks from file headers) and when loaded (values).
 """
@@ -257,7 +257,7 @@ class FaceFormerFormat:
             extra["protocol_oracle"] = self._predictable(entry, n_frames, "protocol_oracle")
         if self.metadata is not None and entry.name in self.metadata.index:
             row = self.metadata.loc[entry.name]
-            for key in ("emotion", "intensity"):
+            for key in ("emotion", "intensity", "content"):
                 if key in row.index and str(row[key]) != "":
                     extra[key] = int(row[key])
             if "text" in row.index and row["text"] != "":

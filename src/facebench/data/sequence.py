@@ -22,7 +22,7 @@ from facebench.data.audio import frames_from_audio
 IGNORE_INDEX = -100
 
 # What a clip knows that a model must not see when it generates.
-GROUND_TRUTH = ("vertices", "frame_lengths", "phonemes", "emotion", "intensity", "texts", "text",
+GROUND_TRUTH = ("vertices", "frame_lengths", "phonemes", "emotion", "intensity", "content", "texts", "text",
                 "deterministic", "protocol_oracle", "names", "name", "subjects", "subject")  # fmt: skip
 # Conditions a model may declare as inputs (the protocol records which it used).
 DECLARABLE_CONDITIONS = ("intensity", "emotion")
@@ -47,6 +47,7 @@ class Sequence:
     style: int = -1  # index of the subject among the training speakers, -1 if unseen
     emotion: int | None = None
     intensity: int | None = None
+    content: int | None = None  # which text is spoken: clips of one subject and content are takes of one sentence
     phonemes: torch.Tensor | None = None  # (T,) int64 label per frame
     text: str | None = None
     deterministic: torch.Tensor | None = None  # (T, V, 3) synthetic data only: the predictable part
@@ -68,6 +69,7 @@ class Batch:
     fps: float
     emotion: torch.Tensor | None = None
     intensity: torch.Tensor | None = None
+    content: torch.Tensor | None = None
     phonemes: torch.Tensor | None = None  # (B, T)
     texts: list[str | None] = field(default_factory=list)
     deterministic: torch.Tensor | None = None  # (B, T, V, 3)
@@ -101,6 +103,7 @@ class Batch:
             style=int(self.style[i]),
             emotion=None if self.emotion is None else int(self.emotion[i]),
             intensity=None if self.intensity is None else int(self.intensity[i]),
+            content=None if self.content is None else int(self.content[i]),
             phonemes=None if self.phonemes is None else self.phonemes[i, :t],
             text=self.texts[i] if self.texts else None,
             deterministic=None if self.deterministic is None else self.deterministic[i, :t],
@@ -190,6 +193,7 @@ def collate(sequences: list[Sequence]) -> Batch:
         fps=fps.pop(),
         emotion=optional_ints("emotion"),
         intensity=optional_ints("intensity"),
+        content=optional_ints("content"),
         phonemes=phonemes,
         texts=[s.text for s in sequences],
         deterministic=pad_sequence([s.deterministic for s in sequences], batch_first=True)

@@ -3,7 +3,7 @@ training split's ground-truth motion, then frozen and stored with the dataset, s
 predicted motion is read by the same judge. It shares nothing with any model under test.
 
 Stored as `<dataset>/lipreader/v<VERSION>/reader.pt` with `card.json` (recipe, inventory, and the
-ground truth's own phoneme error rate on every split: the floor of the metric).
+ground truth's own phoneme error rate on every split).
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def split_error_rate(model: ReferenceLipReader, clips: ClipDataset, batch_size: 
 def train_reader(
     data: FaceDataModule, recipe: ReaderRecipe = ReaderRecipe(), progress: bool = True
 ) -> tuple[ReferenceLipReader, dict]:
-    """Train on the training split's ground truth (CPU, deterministic), and measure the floor.
+    """Train on the training split's ground truth (CPU, deterministic), and read the ground truth of every split.
 
     A plain loop rather than a Lightning Trainer: it runs inside other runs (the first test of a
     dataset) and must leave their random state untouched, which fork_rng and a private generator do.
@@ -197,14 +197,14 @@ def train_reader(
                 schedule.step()
                 bar.advance(task)
     model.eval().requires_grad_(False)
-    floor = {}
+    ground_truth = {}
     for split in ("train", "val", *data.test_split_names):
         # Only the training split can be limited per run; the others are the datamodule's own.
-        floor[split] = split_error_rate(model, clips if split == "train" else data.split_dataset(split))
+        ground_truth[split] = split_error_rate(model, clips if split == "train" else data.split_dataset(split))
     card = {
         "version": VERSION, "dataset": data.preset.name, "recipe": asdict(recipe), "n_phonemes": model.n_phonemes,
         "region_vertices": len(region), "train_clips": len(clips), "train_seconds": round(time.perf_counter() - start, 1),
-        "ground_truth_per": floor, "torch": torch.__version__,
+        "ground_truth_per": ground_truth, "torch": torch.__version__,
     }  # fmt: skip
     return model, json.loads(json.dumps(card))  # as stored: tuples become lists
 

@@ -103,10 +103,31 @@ def make_speaker(config: SynthConfig, face, index: int, name: str, seen: bool, s
     return Speaker(name, seen, template, scale, voice, articulation)
 
 
+def content_of(sentence: int) -> int:
+    """The text a sentence number speaks. Training sentences come in pairs of takes of one text
+    (1 and 2, 3 and 4, ...) in two different emotions, as RAVDESS records each statement in every
+    emotion: what cross-reconstruction (EmoFace) trains on. Validation and test sentences are
+    distinct texts."""
+    return (sentence + 1) // 2 if sentence <= TRAIN_SENTENCES[1] else sentence
+
+
 def sentence_words(config: SynthConfig, sentence: int, seed: int) -> list[list[str]]:
     """The text of a sentence number: the same for every speaker, as in VOCASET and BIWI."""
-    rng = _rng(seed, 0, sentence)
+    rng = _rng(seed, 0, content_of(sentence))
     return make_sentence(rng, int(rng.integers(config.words[0], config.words[1] + 1)))
+
+
+def take_emotion(config: SynthConfig, speaker_index: int, sentence: int, seed: int) -> tuple[int, int]:
+    """(emotion, intensity) of a take: drawn with `emotion_share` non-neutral; the second take of a
+    training pair always in another emotion than the first."""
+    rng = _rng(seed, 3, speaker_index, sentence)
+    paired = sentence <= TRAIN_SENTENCES[1] and sentence % 2 == 0
+    if paired:
+        first, _ = take_emotion(config, speaker_index, sentence - 1, seed)
+        emotion = int(rng.choice([e for e in range(len(EMOTIONS)) if e != first]))
+    else:
+        emotion = 0 if rng.random() >= config.emotion_share else int(rng.integers(1, len(EMOTIONS)))
+    return emotion, 0 if emotion == 0 else int(rng.integers(0, len(INTENSITY_SCALE)))
 
 
 @dataclass
@@ -145,8 +166,7 @@ def make_clip(config: SynthConfig, face, speaker: Speaker, speaker_index: int, s
     `shown_emotion`: (emotion, intensity) the motion shows instead of the one spoken, for analyses
     of what knowing the emotion is worth (the audio is unchanged)."""
     rng = _rng(seed, 1, speaker_index, sentence)
-    emotion = 0 if rng.random() >= config.emotion_share else int(rng.integers(1, len(EMOTIONS)))
-    intensity = 0 if emotion == 0 else int(rng.integers(0, len(INTENSITY_SCALE)))
+    emotion, intensity = take_emotion(config, speaker_index, sentence, seed)
     voice = emotional_voice(speaker.voice, emotion, intensity)
     words = sentence_words(config, sentence, seed)
     segments = timeline(words, voice, rng)
@@ -212,7 +232,7 @@ def generate(config: SynthConfig, out: str | Path, seed: int = 0, progress: bool
         np.save(out / "protocol_oracle" / f"{clip.name}.npy", clip.protocol_weights)
         np.save(out / "phonemes" / f"{clip.name}.npy", clip.phonemes)
         rows.append({
-            "name": clip.name, "subject": clip.speaker, "sentence": clip.sentence, "emotion": clip.emotion,
+            "name": clip.name, "subject": clip.speaker, "sentence": clip.sentence, "content": content_of(clip.sentence), "emotion": clip.emotion,
             "emotion_name": EMOTIONS[clip.emotion], "intensity": clip.intensity,
             "duration": round(len(clip.audio) / SAMPLE_RATE, 4), "frames": len(clip.vertices),
             "text": clip.text, "phonemes": clip.phoneme_string,
