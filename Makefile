@@ -6,6 +6,10 @@ MODEL ?= all
 DATA ?= synth
 PROFILE ?= quick
 SEED ?= 0
+LEADERBOARDS ?= leaderboards
+RUNS ?= runs
+BENCH_ARGS ?=
+DRIFT_ARGS ?=
 STAMP := .make/install.stamp
 
 .PHONY: install test lint bench leaderboard drift clean
@@ -26,13 +30,14 @@ lint: install
 	$(PYTHON) -m ruff check src tests
 
 bench: install
-	$(PYTHON) -m facebench bench --model $(MODEL) --data $(DATA) --profile $(PROFILE) --seed $(SEED)
+	$(PYTHON) -m facebench bench --model $(MODEL) --data $(DATA) --profile $(PROFILE) --seed $(SEED) \
+		--leaderboards $(LEADERBOARDS) --runs $(RUNS) $(BENCH_ARGS)
 
 leaderboard: install
-	$(PYTHON) -m facebench leaderboard
+	$(PYTHON) -m facebench leaderboard --folder $(LEADERBOARDS)
 
 drift: install
-	$(PYTHON) -m facebench drift --no-progress
+	$(PYTHON) -m facebench drift --no-progress $(DRIFT_ARGS)
 
 clean:
 	rm -rf .make build src/*.egg-info .pytest_cache

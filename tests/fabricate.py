@@ -44,3 +44,47 @@ def write_regions(root: Path, regions: dict[str, list[int]]) -> None:
     (root / "regions").mkdir(exist_ok=True)
     for key, indices in regions.items():
         (root / "regions" / f"{key}.txt").write_text(", ".join(map(str, indices)))
+
+
+def strip_faces(n_vertices: int) -> np.ndarray:
+    """A triangle strip over the vertices in index order: a valid mesh of any size for tests."""
+    return np.stack([np.arange(n_vertices - 2), np.arange(1, n_vertices - 1), np.arange(2, n_vertices)], 1)
+
+
+def write_flame_assets(root: Path, n_vertices: int = 5023) -> None:
+    """FLAME_masks.pkl with the keys the presets use, and the mesh's faces."""
+    masks = {"lips": np.arange(1576, 1600), "forehead": np.arange(10, 30), "eye_region": np.arange(30, 60)}
+    with open(root / "FLAME_masks.pkl", "wb") as f:
+        pickle.dump(masks, f)
+    np.save(root / "faces.npy", strip_faces(n_vertices))
+
+
+def write_ravdess(root: Path, clips: list[tuple[int, int, int, int, int]], n_vertices: int = 5023, frames: int = 9) -> Path:
+    """3D-RAVDESS: clips as (actor, emotion 1-8, intensity 1-2, statement 1-2, repetition 1-2)."""
+    rng = np.random.default_rng(0)
+    actors = sorted({c[0] for c in clips})
+    for actor, emotion, intensity, statement, repetition in clips:
+        folder = root / f"Actor_{actor:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"01-01-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}"
+        np.save(folder / f"{name}.npy", (rng.normal(size=(frames, n_vertices * 3)) * 0.001).astype(np.float32))
+        soundfile.write(folder / f"{name}.wav", rng.normal(size=int(frames / 30 * 48000)).astype(np.float32) * 0.1, 48000)
+    with open(root / "templates.pkl", "wb") as f:
+        pickle.dump({f"Actor_{a:02d}": rng.normal(size=(n_vertices, 3)).astype(np.float32) * 0.05 for a in actors}, f)
+    write_flame_assets(root, n_vertices)
+    return root
+
+
+def write_mead3d(root: Path, clips: list[tuple[str, str, int, int]], n_vertices: int = 5023, frames: int = 8) -> Path:
+    """MEAD-3D: clips as (speaker, emotion, level, id); meshes as pickled dicts, 16 kHz wav audio."""
+    rng = np.random.default_rng(1)
+    for speaker, emotion, level, clip in clips:
+        mesh = root / speaker / "video" / "front" / emotion / f"level_{level}"
+        audio = root / speaker / "audio" / emotion / f"level_{level}"
+        mesh.mkdir(parents=True, exist_ok=True)
+        audio.mkdir(parents=True, exist_ok=True)
+        verts = (rng.normal(size=(frames, n_vertices, 3)) * 0.001).astype(np.float32)
+        np.save(mesh / f"{clip:03d}.npy", np.array({"verts": verts, "beta": np.zeros(100)}, dtype=object), allow_pickle=True)
+        soundfile.write(audio / f"{clip:03d}.wav", rng.normal(size=int(frames / 30 * 16000)).astype(np.float32) * 0.1, 16000)
+    write_flame_assets(root, n_vertices)
+    return root

@@ -79,7 +79,10 @@ def test_generation_is_sealed_for_every_model(name, synth_tiny):
             expected = len(batch.vertices[0]) if model.privileged_inputs else n
             assert all(g.shape[1] == expected for g in reference), (name, variant)
             for other in (garbage(batch), removed(batch)):
-                if model.privileged_inputs:  # the oracle's privileged view: the deterministic part at the ground truth's length
+                # What the model declares stays: its conditions (EmoFace's intensity level), and an
+                # oracle's privileged view (the deterministic part at the ground truth's length).
+                other = replace(other, **{k: getattr(batch, k) for k in model.conditions_used})
+                if model.privileged_inputs:
                     other = replace(other, frame_lengths=batch.frame_lengths)
                 again = model.generate_conditions(model.generation_inputs(other))
                 for a, b in zip(reference, again):

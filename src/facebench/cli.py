@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_drift)
 
+    for name, what in (("fit", "train"), ("validate", "validate"), ("test", "test"), ("predict", "write predictions of")):
+        sub.add_parser(name, help=f"Lightning's CLI: {what} a model (`facebench {name} --help`)", add_help=False)
+
     p = sub.add_parser("synth", help="generate the synthetic corpus")
     p.add_argument("--preset", default="small", choices=["tiny", "small", "vocaset"])
     p.add_argument("--out", required=True, help="output folder (new or empty)")
@@ -199,15 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in LIGHTNING_COMMANDS:
-        from facebench.lightning_cli import run_lightning_cli
-
-        run_lightning_cli(argv)
-        return
-    args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
     try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            from facebench.lightning_cli import run_lightning_cli
+
+            run_lightning_cli(argv)
+            return
+        args = build_parser().parse_args(argv)
+        configure_logging(args.verbose)
         args.func(args)
     except FacebenchError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print("[bold red]error:[/] ", end="")
+        console.print(str(exc), highlight=False, markup=False)  # messages may hold [...] that markup would eat
         sys.exit(2)

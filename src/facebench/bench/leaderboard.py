@@ -12,7 +12,8 @@ from filelock import FileLock
 
 # What each column means and how it is measured: README, "Leaderboard rows".
 IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
-METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity", "per", "per_gt", "frames_dropped", "clips"]
+METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity", "per", "per_gt", "emotion_accuracy",
+           "frames_dropped", "clips"]  # fmt: skip
 COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "rtf_clips", "peak_memory_mb", "device", "precision"]
 ENVIRONMENT = ["torch", "cpu", "gpu", "threads"]
 PROVENANCE = ["protocol", "inputs", "samples", "config_hash", "checkpoint", "region_set", "per_reader", "audio_encoder",
@@ -73,7 +74,7 @@ ANCHORS = ("template", "protocol_oracle", "oracle")
 # prediction moves it toward 0 without predicting anything (measured: README, "Leaderboards").
 UNRANKED = ("fdd",)
 GROUP = ["model", "variant", "profile", "config_hash"]
-SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per"]
+SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per", "emotion_accuracy"]
 
 
 def display_scale(dataset: str) -> dict[str, float]:
@@ -127,7 +128,7 @@ def best_rows(table: pd.DataFrame) -> dict[str, int]:
         if metric in UNRANKED or column not in candidates or candidates[column].isna().all():
             continue
         values = candidates[column]
-        best[metric] = int(values.idxmax() if metric.endswith("diversity") else values.idxmin())
+        best[metric] = int(values.idxmax() if metric.endswith(("diversity", "accuracy")) else values.idxmin())
     return best
 
 

@@ -6,6 +6,7 @@ split (docs/architecture.md, "The bench runner")."""
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import logging
 import multiprocessing
@@ -14,7 +15,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 import yaml
 from lightning.pytorch.cli import instantiate_class
@@ -24,6 +24,7 @@ import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
 from facebench.bench.config import ModelSpec, config_hash, deep_merge, resolve
 from facebench.bench.cost import PeakMemory, StageTimer, environment, real_time_factor
 from facebench.bench.leaderboard import append_rows, leaderboard_path
+from facebench.bench.predictions import prediction_names, save_prediction
 from facebench.bench.progress import DisplayScaleProgressBar
 from facebench.data.datamodule import FaceDataModule
 from facebench.lipreading.reference import dataset_lip_reader
@@ -59,6 +60,9 @@ def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceMo
     preset = data.preset
     facts = {"n_vertices": data.n_vertices, "n_styles": len(data.train_subjects), "fps": preset.fps,
              "period": preset.period, "audio_per_frame": preset.audio_per_frame}  # fmt: skip
+    # Facts only some models take: the dataset's emotion classes and intensity levels.
+    accepted = inspect.signature(model_class(config).__init__).parameters
+    facts |= {k: v for k, v in (("n_emotions", data.n_emotions), ("n_levels", data.n_levels)) if k in accepted and v}
     init = {"class_path": config["model"]["class_path"], "init_args": {**config["model"].get("init_args", {}), **facts}}
     model = instantiate_class((), init)
     evaluation = config.get("evaluation", {})
@@ -118,18 +122,29 @@ def save_predictions(model: TalkingFaceModule, data: FaceDataModule, folder: Pat
     """A few predictions per test split, named as FaceFormer saves them (a stochastic model's first sample)."""
     model.eval()
     for split in data.test_split_names:
-        (folder / split).mkdir(parents=True, exist_ok=True)
         entries = data.split_dataset(split).entries
         loader = data.sealed_dataloader(split, model.conditions_used, model.privileged_inputs)
         for i, batch in enumerate(loader):
             if i == PREDICTIONS_KEPT:
                 break
             inputs = batch.inputs.to(model.device)
-            styles = model.conditions(inputs)
-            for style, samples in zip(styles, model.generate_conditions(inputs)):
-                suffix = "" if len(styles) == 1 else f"_condition_{data.train_subjects[style]}"
-                pred = samples[0].cpu().numpy()
-                np.save(folder / split / f"{entries[int(batch.index[0])].name}{suffix}.npy", pred.reshape(len(pred), -1))
+            names = prediction_names(entries[int(batch.index[0])].name, model.conditions(inputs), data.train_subjects)
+            for name, samples in zip(names, model.generate_conditions(inputs)):
+                save_prediction(folder / split, name, samples)
+
+
+LINKED_FACTS = ("n_vertices", "n_styles", "fps", "period", "audio_per_frame")  # linked from the datamodule by the Lightning CLI
+
+
+def lightning_config(config: dict, model: TalkingFaceModule, root: str | None) -> dict:
+    """The run as a `facebench fit|test|predict --config` file (LightningCLI's format)."""
+    injected = {k: model.hparams[k] for k in ("n_emotions", "n_levels") if k in model.hparams}  # facts the CLI does not link
+    init = {k: v for k, v in {**config["model"].get("init_args", {}), **injected}.items() if k not in LINKED_FACTS}
+    data = {"dataset": config["dataset"], "root": root, "seed": config["seed"], **config.get("data", {})}
+    if model.privileged_inputs:
+        data["with_deterministic"] = True
+    return {"seed_everything": config["seed"], "model": {"class_path": config["model"]["class_path"], "init_args": init},
+            "data": data, "trainer": config["trainer"]}  # fmt: skip
 
 
 def relative(path: str | Path, runs: Path) -> str:
@@ -152,6 +167,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     run_dir = runs / data.name / f"{label}-{profile}-seed{seed}-{stamp:%Y%m%dT%H%M%S%f}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (run_dir / "cli.yaml").write_text(yaml.safe_dump(lightning_config(config, model, root), sort_keys=False))
     cost = {"train_time_s": 0.0, "train_frames_per_s": None, "stages": []}
     with PeakMemory() as memory:
         if model.stages:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from facebench.data.faceformer_format import ClipEntry, FaceFormerFormat
 from facebench.data.presets import DatasetPreset, data_root, get_preset
-from facebench.data.sequence import SealedBatch, Sequence, collate
+from facebench.data.sequence import Batch, SealedBatch, Sequence, collate
 from facebench.errors import DataError
 
 # Datasets that are made on demand rather than read from the user's disk (the synthetic corpus)
@@ -65,6 +65,38 @@ class ClipDataset(Dataset):
         return sum(e.n_frames for e in self.entries)
 
 
+class PairedClips(Dataset):
+    """Training clips, each with a partner: a take of the same subject and text (`content`) in
+    another emotion, drawn afresh at every access from a per-clip generator (reproducible for a
+    seed). A clip without such a take is its own partner."""
+
+    def __init__(self, clips: ClipDataset, seed: int = 0):
+        self.clips, self.seed = clips, seed
+        entries = clips.entries
+        labels = [clips.reader.labels(e.name) for e in entries]
+        info = [(e.subject, label.get("content"), label.get("emotion")) for e, label in zip(entries, labels)]
+        self.candidates = [[j for j, other in enumerate(info) if j != i and other[0] == info[i][0] and other[1] == info[i][1]
+                            and other[1] is not None and other[2] != info[i][2]] for i in range(len(entries))]  # fmt: skip
+        self.draws = [0] * len(entries)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> tuple[Sequence, Sequence]:
+        options = self.candidates[i]
+        if not options:
+            return self.clips[i], self.clips[i]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + i * 7919 + self.draws[i])
+        self.draws[i] += 1
+        return self.clips[i], self.clips[options[int(torch.randint(len(options), (1,), generator=generator))]]
+
+
+def paired_collate(items: list[tuple[Sequence, Sequence]]) -> Batch:
+    batch = collate([clip for clip, _ in items])
+    batch.partner = collate([partner for _, partner in items])
+    return batch
+
+
 class IndexedClips(Dataset):
     """A split's clips with their index, for the sealed loaders."""
 
@@ -106,6 +138,7 @@ class FaceDataModule(L.LightningDataModule):
         with_deterministic: attach each clip's deterministic part (synthetic corpora; the oracle).
         resampler: how audio at another rate becomes 16 kHz (`facebench.data.audio.RESAMPLERS`);
             `kaiser_best` reproduces the official FaceFormer/CodeTalker loader (librosa 0.8.1).
+        predict_splits: the splits `predict` generates (default: the test splits).
     """
 
     def __init__(
@@ -119,11 +152,12 @@ class FaceDataModule(L.LightningDataModule):
         seed: int = 0,
         with_deterministic: bool = False,
         resampler: str = "scipy",
+        predict_splits: list[str] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.preset = get_preset(dataset)
-        self.resampler = resampler
+        self.resampler, self._predict_splits = resampler, predict_splits
         self.root = root
         self.batch_size, self.num_workers, self.skip_bad = batch_size, num_workers, skip_bad
         self.max_train_clips, self.seed, self.with_deterministic = max_train_clips, seed, with_deterministic
@@ -182,9 +216,14 @@ class FaceDataModule(L.LightningDataModule):
     def reader(self) -> FaceFormerFormat:
         """The dataset folder's reader, opened (and its templates checked) on first use."""
         if self._format is None:
-            self._format = FaceFormerFormat(
+            from facebench.data.layouts import LAYOUTS
+
+            if self.preset.layout not in LAYOUTS:
+                raise DataError(self.preset.name, f"a layout among {sorted(LAYOUTS)}", f"'{self.preset.layout}'")
+            self._format = LAYOUTS[self.preset.layout](
                 resolve_root(self.preset, self.root), self.preset, self.skip_bad, self.with_deterministic, self.resampler
             )
+            self.preset = self._format.preset  # a layout may settle the splits from what is on disk (MEAD-3D)
         return self._format
 
     def split_dataset(self, split: str) -> ClipDataset:
@@ -240,10 +279,40 @@ class FaceDataModule(L.LightningDataModule):
         return tuple(getattr(model, "conditions_used", ())), tuple(getattr(model, "privileged_inputs", ()))
 
     def train_dataloader(self) -> DataLoader:
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if getattr(model, "training_pairs", False):
+            return DataLoader(PairedClips(self.split_dataset("train"), self.seed), batch_size=self.batch_size, shuffle=True,
+                              collate_fn=paired_collate, num_workers=self.num_workers, generator=torch.Generator().manual_seed(self.seed))  # fmt: skip
         return self._loader("train", self.batch_size, shuffle=True)
+
+    @property
+    def topology(self):
+        """The mesh's faces and a template's vertices, for spiral convolutions (cached beside the dataset)."""
+        from facebench.mesh import MeshTopology
+
+        reader = self.reader
+        return MeshTopology.read(reader.root, next(iter(reader.templates.values())))
+
+    @property
+    def n_emotions(self) -> int:
+        return len(self.preset.emotions)
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.preset.intensities)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", 1, shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self.sealed_dataloader(split, *self.declared_inputs()) for split in self.test_split_names]
+
+    @property
+    def predict_split_names(self) -> tuple[str, ...]:
+        splits = tuple(self._predict_splits or self.test_split_names)
+        for split in splits:
+            self.preset.split(split)  # an unknown split: one error naming the known ones
+        return splits
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        return [self.sealed_dataloader(split, *self.declared_inputs()) for split in self.predict_split_names]

@@ -67,7 +67,14 @@ def load_pickle(path: Path) -> object:
 
 
 class FaceFormerFormat:
-    """Indexes and loads the clips of one dataset folder according to its preset."""
+    """Indexes and loads the clips of one dataset folder according to its preset.
+
+    Other layouts (3D-RAVDESS, MEAD-3D) subclass it and override where the clips are
+    (`clip_files`), how a name gives the subject and sentence (`parse`), how vertices are stored
+    (`read_vertices`) and where the labels come from (`labels`)."""
+
+    LAYOUT = LAYOUT
+    NAME_RULE = "a name <subject>_<sentence>.npy ending in two digits"
 
     def __init__(self, root: str | Path, preset: DatasetPreset, skip_bad: bool = False, with_deterministic: bool = False,
                  resampler: str = "scipy"):  # fmt: skip
@@ -78,18 +85,26 @@ class FaceFormerFormat:
         self.with_deterministic = with_deterministic
         self.skipped: list[str] = []
         if not self.root.is_dir():
-            raise DataError(self.root, f"the {preset.name} dataset folder", "no such folder", hint=f"{LAYOUT}\nget it: {preset.source}")
-        for sub in ("wav", "vertices_npy"):
-            if not (self.root / sub).is_dir():
-                raise DataError(self.root / sub, "a folder", "none", hint=f"{LAYOUT}\nget it: {preset.source}")
+            raise DataError(self.root, f"the {preset.name} dataset folder", "no such folder", hint=self.hint())
+        self._check_folders()
         self.templates = self._load_templates()
         self.n_vertices = self._vertex_count()
         self.metadata = self._load_metadata()
+
+    def hint(self) -> str:
+        return f"{self.LAYOUT}\nget it: {self.preset.source}"
+
+    def _check_folders(self) -> None:
+        for sub in ("wav", "vertices_npy"):
+            if not (self.root / sub).is_dir():
+                raise DataError(self.root / sub, "a folder", "none", hint=self.hint())
 
     # -- dataset-wide files -------------------------------------------------------------------
 
     def _load_templates(self) -> dict[str, np.ndarray]:
         path = self.root / "templates.pkl"
+        if not path.is_file():
+            raise DataError(path, "a pickle file", "no such file", hint=self.hint())
         raw = load_pickle(path)
         if not isinstance(raw, dict) or not raw:
             raise DataError(path, "a non-empty dict {subject: (V, 3) array}", type(raw).__name__)
@@ -154,27 +169,57 @@ class FaceFormerFormat:
 
     # -- clips --------------------------------------------------------------------------------
 
+    # -- where the clips are and what their names say (overridden by other layouts) ------------------
+
+    def clip_files(self) -> list[tuple[str, Path, Path]]:
+        """(name, vertices file, audio file) of every clip on disk."""
+        return [(npy.stem, npy, self.root / "wav" / f"{npy.stem}.wav") for npy in sorted((self.root / "vertices_npy").glob("*.npy"))]
+
+    def parse(self, name: str) -> tuple[str, int]:
+        """(subject, sentence number) from a clip's name; ValueError if it does not follow the layout."""
+        return parse_name(name)
+
+    def read_vertices(self, path: Path, header_only: bool = False) -> np.ndarray:
+        """The stored frames as (frames, V*3) (memory-mapped where the format allows)."""
+        return np.load(path, mmap_mode="r")
+
+    def labels(self, name: str) -> dict:
+        """The clip's emotion, intensity, content and text, where the dataset has them (metadata.csv)."""
+        extra: dict = {}
+        if self.metadata is not None and name in self.metadata.index:
+            row = self.metadata.loc[name]
+            for key in ("emotion", "intensity", "content"):
+                if key in row.index and str(row[key]) != "":
+                    extra[key] = int(row[key])
+            if "text" in row.index and row["text"] != "":
+                extra["text"] = str(row["text"])
+        return extra
+
+    # -- clips --------------------------------------------------------------------------------
+
     def index(self, split: SplitSpec) -> list[ClipEntry]:
         """Every clip of a split, validated from headers; bad clips raise (or are skipped and listed)."""
         entries = []
-        for npy in sorted((self.root / "vertices_npy").glob("*.npy")):
+        for name, vertices, audio in self.clip_files():
             try:
-                subject, sentence = parse_name(npy.stem)
+                subject, sentence = self.parse(name)
             except ValueError:
-                self._bad(DataError(npy, "a name <subject>_<sentence>.npy ending in two digits", f"'{npy.name}'"))
+                self._bad(DataError(vertices, self.NAME_RULE, f"'{vertices.name}'"))
                 continue
             if not split.contains(subject, sentence):
                 continue
             try:
-                entries.append(self._entry(npy, subject, sentence))
+                entries.append(self._entry(name, vertices, audio, subject, sentence))
             except DataError as exc:
                 self._bad(exc)
         return entries
 
     def entry(self, name: str) -> ClipEntry:
         """One clip by name, whatever its split."""
-        subject, sentence = parse_name(name)
-        return self._entry(self.root / "vertices_npy" / f"{name}.npy", subject, sentence)
+        for clip_name, vertices, audio in self.clip_files():
+            if clip_name == name:
+                return self._entry(name, vertices, audio, *self.parse(name))
+        raise DataError(self.root, f"a clip named '{name}'", "none")
 
     def _bad(self, error: DataError) -> None:
         if not self.skip_bad:
@@ -182,14 +227,15 @@ class FaceFormerFormat:
         log.warning("skipping bad clip: %s", error)
         self.skipped.append(str(error))
 
-    def _entry(self, npy: Path, subject: str, sentence: int) -> ClipEntry:
-        wav = self.root / "wav" / f"{npy.stem}.wav"
+    def _entry(self, name: str, npy: Path, wav: Path, subject: str, sentence: int) -> ClipEntry:
         if not wav.is_file():
             raise DataError(wav, f"the audio of {npy.name}", "no such file")
         if subject not in self.templates:
             raise DataError(npy, f"a template for subject '{subject}' in templates.pkl", f"subjects {sorted(self.templates)}")
         try:
-            vertices = np.load(npy, mmap_mode="r")
+            vertices = self.read_vertices(npy, header_only=True)
+        except DataError:
+            raise
         except Exception as exc:
             raise DataError(npy, "a .npy array", f"an unreadable file ({exc})") from exc
         width = 3 * self.n_vertices
@@ -211,11 +257,11 @@ class FaceFormerFormat:
                 f"audio and vertices of equal duration (within {self.preset.duration_tolerance} s)",
                 f"{mesh_s:.2f} s of vertices ({n_frames} frames at {self.preset.fps} fps) and {audio_s:.2f} s of audio in {wav.name}",
             )
-        return ClipEntry(npy.stem, subject, sentence, wav, npy, n_frames)
+        return ClipEntry(name, subject, sentence, wav, npy, n_frames)
 
     def load(self, entry: ClipEntry, style: int = -1) -> Sequence:
         """The clip's values: vertices (T, V, 3) float32 and normalised 16 kHz audio."""
-        vertices = np.load(entry.vertices, mmap_mode="r")[:: self.preset.subsample]
+        vertices = self.read_vertices(entry.vertices)[:: self.preset.subsample]
         vertices = np.array(vertices, dtype=np.float32).reshape(len(vertices), -1, 3)  # a copy: the file is mmapped
         if not np.isfinite(vertices).all():
             raise DataError(entry.vertices, "finite vertex values", "NaN or infinite values")
@@ -255,11 +301,4 @@ class FaceFormerFormat:
         if self.with_deterministic:
             extra["deterministic"] = self._predictable(entry, n_frames, "deterministic")
             extra["protocol_oracle"] = self._predictable(entry, n_frames, "protocol_oracle")
-        if self.metadata is not None and entry.name in self.metadata.index:
-            row = self.metadata.loc[entry.name]
-            for key in ("emotion", "intensity", "content"):
-                if key in row.index and str(row[key]) != "":
-                    extra[key] = int(row[key])
-            if "text" in row.index and row["text"] != "":
-                extra["text"] = str(row["text"])
-        return extra
+        return extra | self.labels(entry.name)

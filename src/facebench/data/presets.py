@@ -56,6 +56,9 @@ class DatasetPreset:
     folder: str = ""  # default folder name under FACEBENCH_DATA
     source: str = ""  # where to get it, and the prepare command
     has_phonemes: bool = False
+    emotions: tuple[str, ...] = ()  # emotion classes (label i is emotions[i]); () where there are none
+    intensities: tuple[str, ...] = ()  # intensity levels (label i is intensities[i])
+    layout: str = "faceformer"  # the on-disk layout: faceformer, ravdess, mead3d (facebench.data.layouts)
 
     @property
     def subsample(self) -> int:
@@ -139,7 +142,56 @@ BIWI = DatasetPreset(
     "CodeTalker's BIWI pipeline into wav/ (e01-e40 takes), vertices_npy/, templates.pkl and regions/",
 )
 
-_BUILTIN: dict[str, DatasetPreset] = {p.name: p for p in (VOCASET, BIWI)}
+_FLAME_REGIONS = {
+    "lve": RegionSpec("FLAME_masks.pkl", ("lips",)),
+    "fdd": RegionSpec("FLAME_masks.pkl", ("forehead", "eye_region")),
+    "eve": RegionSpec("FLAME_masks.pkl", ("forehead", "eye_region")),
+}
+_RAVDESS_ACTORS = lambda first, last: tuple(f"Actor_{i:02d}" for i in range(first, last + 1))  # noqa: E731
+
+RAVDESS_3D = DatasetPreset(
+    name="ravdess3d",
+    folder="ravdess3d",
+    fps=30,
+    n_vertices=5023,
+    train_subjects=_RAVDESS_ACTORS(1, 20),
+    # EmoFace's split: actors 1-20 train, 21-22 val, 23-24 test; both statements in every split.
+    splits={
+        "train": SplitSpec(_RAVDESS_ACTORS(1, 20), (1, 2), seen=True),
+        "val": SplitSpec(_RAVDESS_ACTORS(21, 22), (1, 2), seen=False),
+        "test": SplitSpec(_RAVDESS_ACTORS(23, 24), (1, 2), seen=False),
+    },
+    test_splits=("test",),
+    regions=_FLAME_REGIONS,
+    display_scale={"lve": 1e-5, "fdd": 1e-7, "fdd_abs": 1e-7, "eve": 1e-5, "mve": 1e-3},
+    unit="m",
+    emotions=("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"),
+    intensities=("normal", "strong"),
+    layout="ravdess",
+    source="3D-RAVDESS has no public release: rebuild it from RAVDESS (zenodo.org/record/1188976, CC BY-NC-SA) by fitting "
+    "FLAME with EMOCA to every frame of the speech videos at 30 fps (Kalman-filtered parameters, global rotation zeroed), "
+    "as EmoFace describes; then lay it out as README 'Emotional datasets' shows",
+)
+
+MEAD_3D = DatasetPreset(
+    name="mead3d",
+    folder="mead3d",
+    fps=30,
+    n_vertices=5023,
+    train_subjects=(),  # from the speakers on disk: see facebench.data.layouts.Mead3DFormat
+    splits={},
+    test_splits=("test",),
+    regions=_FLAME_REGIONS,
+    display_scale={"lve": 1e-5, "fdd": 1e-7, "fdd_abs": 1e-7, "eve": 1e-5, "mve": 1e-3},
+    unit="m",
+    emotions=("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised"),
+    intensities=("level_1", "level_2", "level_3"),
+    layout="mead3d",
+    source="MEAD-3D (github.com/haonanhe/MEAD-3D, Speech4Mesh) for the meshes and MEAD (wywu.github.io/projects/MEAD) for "
+    "the audio, converted to 16 kHz wav; layout in README 'Emotional datasets'",
+)
+
+_BUILTIN: dict[str, DatasetPreset] = {p.name: p for p in (VOCASET, BIWI, RAVDESS_3D, MEAD_3D)}
 
 
 def register_preset(preset: DatasetPreset) -> None:

@@ -27,7 +27,7 @@ GROUND_TRUTH = ("vertices", "frame_lengths", "phonemes", "emotion", "intensity",
 # Conditions a model may declare as inputs (the protocol records which it used).
 DECLARABLE_CONDITIONS = ("intensity", "emotion")
 # Inputs only an anchor may declare: the oracle's privileged view of the synthetic corpus.
-PRIVILEGED_INPUTS = ("deterministic", "protocol_oracle")
+PRIVILEGED_INPUTS = ("deterministic", "protocol_oracle", "first_frame")
 
 
 class SealedInputError(AttributeError):
@@ -74,6 +74,7 @@ class Batch:
     texts: list[str | None] = field(default_factory=list)
     deterministic: torch.Tensor | None = None  # (B, T, V, 3)
     protocol_oracle: torch.Tensor | None = None  # (B, C, T, V, 3)
+    partner: Batch | None = None  # training pairs: per clip, a take of the same text in another emotion
 
     def __len__(self) -> int:
         return len(self.names)
@@ -116,13 +117,18 @@ class Batch:
         truth; `conditions` and `privileged` are the extra fields the model declares."""
         n_frames = torch.tensor([frames_from_audio(int(n), self.fps, audio_per_frame) for n in self.audio_lengths.tolist()],
                                 dtype=torch.long, device=self.audio_lengths.device)  # fmt: skip
-        if privileged:  # an oracle's privileged view includes the ground truth's length
+        if set(privileged) & {"deterministic", "protocol_oracle"}:  # an oracle's privileged view includes the ground truth's length
             n_frames = self.frame_lengths
         return ModelInputs(
             audio=self.audio, audio_lengths=self.audio_lengths, n_frames=n_frames, templates=self.templates,
             style=self.style, fps=self.fps, conditions=self._declared(conditions, DECLARABLE_CONDITIONS),
             privileged=self._declared(privileged, PRIVILEGED_INPUTS),
         )  # fmt: skip
+
+    @property
+    def first_frame(self) -> torch.Tensor:
+        """(B, V, 3) each clip's first ground-truth frame (a privileged input where declared)."""
+        return self.vertices[:, 0]
 
     def _declared(self, names: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, torch.Tensor]:
         values = {}

@@ -15,11 +15,13 @@ from __future__ import annotations
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics.aggregation import MeanMetric
 
 from facebench.console import console
 from facebench.data.sequence import Sequence
 from facebench.lipreading.reference import ReferenceLipReader, has_phoneme_labels, stored_lip_reader
 from facebench.metrics.collection import ConditionedMetrics
+from facebench.models.base import TalkingFaceModule
 
 
 class MeshMetricsCallback(L.Callback):
@@ -40,6 +42,9 @@ class MeshMetricsCallback(L.Callback):
             self._metrics[split] = metrics.to(pl_module.device)
         self._region_set = data.preset.region_set
         self._updated = False
+        # Models that classify the emotion they hear are scored on it where the dataset labels emotions.
+        classifies = type(pl_module).predict_emotion is not TalkingFaceModule.predict_emotion
+        self._emotion = {split: MeanMetric().to(pl_module.device) for split in splits} if classifies and data.preset.emotions else {}
 
     def _update(self, split: str, preds: list[torch.Tensor], clip: Sequence, device: torch.device) -> None:
         self._metrics[split].update(preds, clip.vertices.to(device), clip.template.to(device),
@@ -82,11 +87,16 @@ class MeshMetricsCallback(L.Callback):
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         data = trainer.datamodule
         split = data.test_split_names[dataloader_idx]
-        self._update(split, outputs["preds"], data.clip(split, int(batch.index[0])), pl_module.device)
+        clip = data.clip(split, int(batch.index[0]))
+        self._update(split, outputs["preds"], clip, pl_module.device)
+        if split in self._emotion and "emotion" in outputs and clip.emotion is not None:
+            self._emotion[split].update((outputs["emotion"][0] == clip.emotion).float())
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         for split, metrics in self._metrics.items():
             values = metrics.compute()
+            if split in self._emotion:
+                values["emotion_accuracy"] = float(self._emotion[split].compute())
             for key, value in values.items():
                 pl_module.log(f"test/{split}/{key}", float(value), add_dataloader_idx=False)
             self.results[split] = {**values, "protocol": metrics.protocol, "region_set": self._region_set,

@@ -75,6 +75,11 @@ class TalkingFaceModule(L.LightningModule):
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} does not train")
 
+    def predict_emotion(self, inputs: ModelInputs) -> torch.Tensor | None:
+        """The emotion class each clip's audio is heard as (B,), for models that classify it (the
+        metrics callback scores it as `emotion_accuracy`); None for the others."""
+        return None
+
     # -- stages ---------------------------------------------------------------------------------
 
     def set_stage(self, name: str, lr: float | None = None) -> None:
@@ -159,5 +164,13 @@ class TalkingFaceModule(L.LightningModule):
             return {"preds": self.generate_conditions(self.generation_inputs(batch))}
         return {}
 
+    def predict_step(self, batch: SealedBatch, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        """The clip's generations under the condition protocol, for `PredictionWriter`."""
+        return {"preds": self.generate_conditions(batch.inputs), "index": batch.index, "styles": self.conditions(batch.inputs)}
+
     def test_step(self, batch: SealedBatch, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        return {"preds": self.generate_conditions(batch.inputs)}
+        outputs = {"preds": self.generate_conditions(batch.inputs)}
+        emotion = self.predict_emotion(batch.inputs)
+        if emotion is not None:
+            outputs["emotion"] = emotion
+        return outputs

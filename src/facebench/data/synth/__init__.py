@@ -13,6 +13,7 @@ from facebench.data.synth.generator import (
     generate,
     synth_dataset_name,
 )
+from facebench.data.synth.motion import EMOTIONS
 
 
 def synth_preset(config: SynthConfig) -> DatasetPreset:
@@ -36,6 +37,8 @@ def synth_preset(config: SynthConfig) -> DatasetPreset:
         period=int(config.fps),
         duration_tolerance=0.05,
         has_phonemes=True,
+        emotions=EMOTIONS,
+        intensities=("normal", "strong"),
         source=f"generated on first use into the cache (facebench synth --preset {config.preset})",
     )
 

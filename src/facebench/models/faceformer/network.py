@@ -163,38 +163,57 @@ class FaceFormerNetwork(nn.Module):
         bias = periodic_bias_mask(self.n_heads, n_frames, self.period).to(device)
         return bias, alignment_mask(n_frames, n_audio, self.audio_per_frame).to(device)
 
-    def teacher_forced(self, audio_features: torch.Tensor, offsets: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
-        """All frames in parallel from the ground-truth previous offsets (B, T, V*3)."""
+    def style_embedding(self, one_hot: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, d): the style token, plus an extra condition embedding (B, d) where a model adds one."""
         style = self.obj_vector(one_hot)[:, None]
-        previous = torch.cat([torch.zeros_like(offsets[:, :1]), offsets[:, :-1]], dim=1)
+        return style if condition is None else style + condition[:, None]
+
+    def teacher_forced(self, audio_features: torch.Tensor, offsets: torch.Tensor, one_hot: torch.Tensor,
+                       condition: torch.Tensor | None = None, first: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """All frames in parallel from the given previous offsets (B, T, V*3): the ground truth's in
+        teacher forcing, or any other sequence of inputs. The first frame's input is a zero offset,
+        or `first` (B, V*3) where a model conditions on a given first frame."""
+        style = self.style_embedding(one_hot, condition)
+        start = torch.zeros_like(offsets[:, :1]) if first is None else first[:, None]
+        previous = torch.cat([start, offsets[:, :-1]], dim=1)
         tokens = self.PPE(self.vertice_map(previous) + style)
         bias, blocked = self.masks(tokens.shape[1], audio_features.shape[1], tokens.device)
         return self.vertice_map_r(self.transformer_decoder(tokens, audio_features, bias, blocked))
 
+    def begin(self, audio_features: torch.Tensor, n_frames: int) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
+        """State of an incremental decoding of n_frames: the memory's cached keys and values, the masks."""
+        bias, blocked = self.masks(n_frames, audio_features.shape[1], audio_features.device)
+        return self.transformer_decoder.start(audio_features), bias, blocked
+
+    def step(self, token: torch.Tensor, t: int, state: tuple[list[dict], torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Frame t's offsets (B, 1, V*3) from its input token (B, 1, d), incrementally."""
+        cache, bias, blocked = state
+        out = self.transformer_decoder.step(self.PPE(token, start=t), cache, bias[:, t : t + 1, : t + 1], blocked[t : t + 1])
+        return self.vertice_map_r(out)
+
     def autoregressive(
-        self, audio_features: torch.Tensor, n_frames: int, one_hot: torch.Tensor, incremental: bool = True, detach_feedback: bool = False
-    ) -> torch.Tensor:
+        self, audio_features: torch.Tensor, n_frames: int, one_hot: torch.Tensor, incremental: bool = True, detach_feedback: bool = False,
+        condition: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
         """Frame by frame from the style token, each next token the encoding of the last output.
 
         `incremental=False` re-runs the decoder over the whole past at every frame, as the official
         code does; `True` gives the same frames from cached keys and values. `detach_feedback` stops
         gradients through the fed-back frames, so training does not backpropagate through the unroll.
         """
-        style = self.obj_vector(one_hot)[:, None]
-        bias, blocked = self.masks(n_frames, audio_features.shape[1], audio_features.device)
+        style = self.style_embedding(one_hot, condition)
         if not incremental:
+            bias, blocked = self.masks(n_frames, audio_features.shape[1], audio_features.device)
             tokens = style
             for t in range(n_frames):
                 out = self.transformer_decoder(self.PPE(tokens), audio_features, bias[:, : t + 1, : t + 1], blocked[: t + 1])
                 offsets = self.vertice_map_r(out)
                 tokens = torch.cat([tokens, self.vertice_map(offsets[:, -1:]) + style], dim=1)
             return offsets
-        cache = self.transformer_decoder.start(audio_features)
+        state = self.begin(audio_features, n_frames)
         token, outputs = style, []
         for t in range(n_frames):
-            x = self.PPE(token, start=t)
-            out = self.transformer_decoder.step(x, cache, bias[:, t : t + 1, : t + 1], blocked[t : t + 1])
-            offset = self.vertice_map_r(out)
+            offset = self.step(token, t, state)
             outputs.append(offset)
             token = self.vertice_map(offset.detach() if detach_feedback else offset) + style
         return torch.cat(outputs, dim=1)

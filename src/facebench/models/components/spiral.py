@@ -1,0 +1,77 @@
+"""Spiral convolutions over a mesh (SpiralNet++): a vertex's output is one linear map of the features
+of its spiral sequence (facebench.mesh.topology); `SpiralConv3D` (EmoFace) also takes those
+vertices in the past frames. The index buffers are filled from the dataset's topology
+(`set_spirals`) and saved with the model; the runtime is plain PyTorch.
+
+Tensors are vertex-first, (V, ..., C), and the map is computed one spiral position at a time: a
+linear map of the gathered features, W · [x_s1, ..., x_sL], is the sum over positions l of
+W_l · x_sl, and W_l · x_sl is row s_l of the projection x · W_l. So each position costs one matmul
+and a gather of whole contiguous rows (the fast direction for index_select and its backward), and
+only one position's projection is held at a time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+class SpiralConv(nn.Module):
+    """(V, ..., C_in) -> (V, ..., C_out) over spirals of `length` vertices."""
+
+    def __init__(self, in_channels: int, out_channels: int, n_vertices: int, length: int):
+        super().__init__()
+        self.length = length
+        self.register_buffer("spirals", torch.arange(n_vertices)[:, None].repeat(1, length))
+        bound = 1 / math.sqrt(in_channels * length)  # nn.Linear's initialisation for the gathered width
+        self.weight = nn.Parameter(torch.empty(length, in_channels, out_channels).uniform_(-bound, bound))  # W_l per position
+        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
+
+    def set_spirals(self, spirals: torch.Tensor) -> None:
+        if spirals.shape != self.spirals.shape:
+            raise ValueError(f"spirals: expected shape {tuple(self.spirals.shape)}, found {tuple(spirals.shape)}")
+        self.spirals.copy_(spirals)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = None
+        for position in range(self.length):
+            term = (x @ self.weight[position]).index_select(0, self.spirals[:, position])
+            out = term if out is None else out + term
+        return out + self.bias
+
+
+class SpiralConv3D(SpiralConv):
+    """(V, B, T, C_in) -> (V, B, T, C_out): each vertex's spiral in the current and the past
+    `frames - 1` frames (causal; zeros before the first frame), one linear map over all of them.
+    Each frame's features are stacked with its past ones (current first), then convolved.
+
+    Memory grows as V·B·T·C_out: `chunk_frames` processes that many frames at a time (each chunk
+    with its `frames - 1` frames of history), recomputing in the backward pass (activation
+    checkpointing) when gradients are needed."""
+
+    def __init__(self, in_channels: int, out_channels: int, n_vertices: int, length: int, frames: int = 4, chunk_frames: int | None = None):
+        super().__init__(in_channels * frames, out_channels, n_vertices, length)
+        self.frames, self.chunk_frames = frames, chunk_frames
+
+    def _convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """(V, B, T + frames - 1, C_in) with its history -> (V, B, T, C_out)."""
+        t = x.shape[2] - (self.frames - 1)
+        window = torch.cat([x[:, :, self.frames - 1 - k : self.frames - 1 - k + t] for k in range(self.frames)], dim=-1)
+        return SpiralConv.forward(self, window)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        history = x.new_zeros(*x.shape[:2], self.frames - 1, x.shape[3])  # causal: zeros before the first frame
+        padded = torch.cat([history, x], dim=2)
+        total = x.shape[2]
+        step = self.chunk_frames or total
+        outputs = []
+        for start in range(0, total, step):
+            chunk = padded[:, :, start : start + min(step, total - start) + self.frames - 1]
+            if self.chunk_frames and torch.is_grad_enabled() and chunk.requires_grad:
+                outputs.append(checkpoint(self._convolve, chunk, use_reentrant=False))
+            else:
+                outputs.append(self._convolve(chunk))
+        return torch.cat(outputs, dim=2)

@@ -1,0 +1,104 @@
+"""Mesh topology (faces, ordered rings, spirals, their cache) and the spiral convolutions."""
+
+import numpy as np
+import pytest
+import torch
+
+from facebench.errors import DataError
+from facebench.mesh import MeshTopology, cached_spirals, ordered_rings, read_faces, spirals
+from facebench.models.components.spiral import SpiralConv, SpiralConv3D
+
+
+def grid(n: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """An n x n grid of vertices, two consistently oriented triangles per cell."""
+    index = np.arange(n * n).reshape(n, n)
+    faces = []
+    for i in range(n - 1):
+        for j in range(n - 1):
+            a, b, c, d = index[i, j], index[i, j + 1], index[i + 1, j], index[i + 1, j + 1]
+            faces += [(a, b, d), (a, d, c)]
+    vertices = np.stack(np.meshgrid(np.arange(n), np.arange(n), indexing="ij"), -1).reshape(-1, 2)
+    return np.array(faces), np.concatenate([vertices, np.zeros((n * n, 1))], 1).astype(float)
+
+
+def test_rings_go_around_each_vertex_in_fan_order():
+    faces, vertices = grid()
+    rings = ordered_rings(faces, 25)
+    assert rings[12] == [6, 7, 13, 18, 17, 11]  # the centre's six neighbours, in one turn
+    for a, b in zip(rings[12], rings[12][1:] + rings[12][:1]):  # consecutive neighbours share a triangle with the centre
+        assert any({12, a, b} == set(f) for f in faces.tolist())
+    assert rings[0] == [1, 6, 5]  # a corner: starts at the boundary edge
+
+
+def test_spirals_walk_rings_outward_with_dilation():
+    faces, vertices = grid()
+    assert spirals(faces, vertices, 9)[12].tolist() == [12, 6, 7, 13, 18, 17, 11, 0, 1]
+    assert spirals(faces, vertices, 5, dilation=2)[12].tolist() == [12, 7, 18, 11, 1]
+    corner = spirals(faces, vertices, 20)[0]  # more than the corner's rings reach: filled with the nearest vertices
+    assert len(set(corner.tolist())) == 20 and corner[0] == 0
+
+
+def test_spirals_are_cached_beside_the_dataset(tmp_path):
+    faces, vertices = grid()
+    np.save(tmp_path / "faces.npy", faces)
+    topology = MeshTopology.read(tmp_path, vertices)
+    first = topology.spirals(9)
+    (cached,) = (tmp_path / "topology").glob("spirals-*-L9-d1.npy")
+    np.save(cached, np.zeros_like(first))  # a changed cache file is what the next call returns: read, not recomputed
+    assert (cached_spirals(tmp_path, faces, vertices, 9) == 0).all()
+
+
+def test_faces_are_read_from_a_template_mesh(tmp_path):
+    import trimesh
+
+    faces, vertices = grid()
+    (tmp_path / "templates").mkdir()
+    trimesh.Trimesh(vertices, faces, process=False).export(tmp_path / "templates" / "FLAME_sample.ply")
+    assert (read_faces(tmp_path, 25) == faces).all()
+    with pytest.raises(DataError, match="a mesh of 30 vertices"):
+        read_faces(tmp_path, 30)
+    with pytest.raises(DataError, match="faces.npy"):
+        read_faces(tmp_path / "templates", 25)
+
+
+def naive_spiral_conv(x, spiral, weight, bias, frames=1):
+    """Gather then project, frame by frame: the definition (x: (B, T, V, C), the usual layout)."""
+    b, t, v, c = x.shape
+    out = torch.zeros(b, t, v, weight.shape[0])
+    for ti in range(t):
+        window = [x[:, ti - k] if ti - k >= 0 else torch.zeros(b, v, c) for k in range(frames)]  # current first
+        features = torch.cat(window, -1)  # (B, V, frames*C)
+        gathered = features[:, spiral].flatten(-2)  # (B, V, L*frames*C)
+        out[:, ti] = gathered @ weight.T + bias
+    return out
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_spiral_convolutions_equal_their_definition(frames):
+    faces, vertices = grid()
+    spiral = torch.from_numpy(spirals(faces, vertices, 4))
+    torch.manual_seed(0)
+    conv = SpiralConv3D(5, 7, 25, 4, frames) if frames > 1 else SpiralConv(5, 7, 25, 4)
+    conv.set_spirals(spiral)
+    x = torch.randn(2, 6, 25, 5)
+    # The same linear map written gather-then-project: columns of W for (position l, frame k, channel c).
+    w = conv.weight.permute(2, 0, 1).reshape(7, 4 * frames * 5)
+    ours = conv(x.permute(2, 0, 1, 3)).permute(1, 2, 0, 3)  # the convolutions are vertex-first
+    torch.testing.assert_close(ours, naive_spiral_conv(x, spiral, w, conv.bias, frames), atol=1e-5, rtol=1e-5)
+
+
+def test_spiral_conv_3d_is_causal_and_chunks_give_the_same_values_and_gradients():
+    faces, vertices = grid()
+    conv = SpiralConv3D(4, 3, 25, 5, frames=3)
+    conv.set_spirals(torch.from_numpy(spirals(faces, vertices, 5)))
+    x = torch.randn(25, 2, 10, 4, requires_grad=True)  # (V, B, T, C)
+    full = conv(x)
+    later = x.detach().clone()
+    later[:, :, 6:] += 1.0
+    assert torch.equal(conv(later)[:, :, :6], full[:, :, :6])  # frames before 6 never see frame 6 onward
+    conv.chunk_frames = 4
+    chunked = conv(x)
+    torch.testing.assert_close(chunked, full)
+    grad_full = torch.autograd.grad(full.square().sum(), x)[0]
+    grad_chunked = torch.autograd.grad(chunked.square().sum(), x)[0]
+    torch.testing.assert_close(grad_chunked, grad_full)
