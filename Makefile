@@ -10,7 +10,9 @@ LEADERBOARDS ?= leaderboards
 RUNS ?= runs
 BENCH_ARGS ?=
 DRIFT_ARGS ?=
-STAMP := .make/install.stamp
+# One stamp per Python environment: a new virtual environment installs again.
+ENV_ID := $(shell $(PYTHON) -c "import hashlib, sys; print(hashlib.sha256(sys.prefix.encode()).hexdigest()[:12])" 2>/dev/null)
+STAMP := .make/install-$(ENV_ID).stamp
 
 .PHONY: install test lint bench leaderboard drift clean
 
@@ -21,7 +23,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "torch==$(TORCH_VERSION)"
 	$(PIP) install -e ".[dev]"
-	@mkdir -p $(dir $@) && touch $@
+	@$(PYTHON) -c "import facebench" && mkdir -p $(dir $@) && touch $@
 
 test: install
 	$(PYTHON) -m pytest -q

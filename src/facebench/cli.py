@@ -24,10 +24,17 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from facebench.data.presets import get_preset
+    from facebench.errors import DataError
+
+    get_preset(args.data).split(args.split)  # argument errors before the heavy imports
+    if not Path(args.pred).is_dir():
+        raise DataError(args.pred, "a folder of predicted .npy files", "no such folder")
     from facebench.metrics.evaluate import evaluate_folder
 
-    result = evaluate_folder(args.pred, args.data, args.split, root=args.root)
+    result = evaluate_folder(args.pred, args.data, args.split, root=args.root, allow_short=args.allow_short)
     scale = get_preset(args.data).display_scale
     rows = [{"metric": k, "value": v, "display": v / scale[k] if k in scale else v} for k, v in result.items() if isinstance(v, (int, float))]
     console.print(metric_table(f"{args.data} / {args.split} ({result['protocol']})", rows, ["metric", "value", "display"]))
@@ -53,29 +60,85 @@ def cmd_synth(args: argparse.Namespace) -> None:
         console.print(f"plot: {plot_clip(out, clip, args.plot)}")
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so a run stops the same way as with Ctrl-C."""
+
+
+def raise_interrupted(signum, frame) -> None:
+    raise Interrupted
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
+    import signal
     from pathlib import Path
 
-    from facebench.bench.config import dataset_name, resolve_models
-    from facebench.bench.leaderboard import leaderboard_path
-    from facebench.bench.runner import run_isolated
-    from facebench.data.datamodule import FaceDataModule
+    from facebench.bench.config import dataset_name, model_specs, resolve_models
+    from facebench.data.layouts import check_dataset
 
-    specs = resolve_models(args.model, args.data)
-    name = dataset_name(args.data)
-    FaceDataModule(args.data, root=args.root).setup()  # a missing or malformed dataset stops here, before any run starts
-    every_variant = args.variants == "all" or (args.variants is None and args.model != "all")
-    rows = []
-    for spec in specs:
-        for variant in spec.variants if every_variant else [""]:
+    if args.resume:
+        import yaml
+
+        saved = Path(args.resume) / "config.yaml"
+        if not saved.is_file():
+            raise FacebenchError(f"--resume {args.resume}: expected a run folder with config.yaml, found none")
+        config = yaml.safe_load(saved.read_text())
+        jobs = [(model_specs()[config["model_name"]], config["variant"])]
+        data, profile, seed = config["dataset"], config["profile"], config["seed"]
+    else:
+        jobs = [(spec, variant) for spec in resolve_models(args.model, args.data)
+                for variant in (spec.variants if args.variants == "all" or (args.variants is None and args.model != "all") else [""])]  # fmt: skip
+        data, profile, seed = args.data, args.profile, args.seed
+    name = dataset_name(data)
+    overrides = command_line_overrides(args)
+    check_dataset(data, args.root)  # a missing or malformed dataset stops here, before the training stack loads
+
+    from facebench.bench.leaderboard import leaderboard_path
+    from facebench.bench.runner import new_run_dir, run_isolated
+
+    signal.signal(signal.SIGTERM, raise_interrupted)
+    rows, current = [], None
+    try:
+        for spec, variant in jobs:
             label = spec.name + (f" ({variant})" if variant else "")
-            console.rule(f"{label} on {name}, profile {args.profile}, seed {args.seed}")
+            current = Path(args.resume) if args.resume else new_run_dir(Path(args.runs), name, spec, profile, seed, variant)
+            console.rule(f"{label} on {name}, profile {profile}, seed {seed}")
             # Each run in a fresh process, so that its peak memory is its own (README, "Leaderboard rows").
-            rows += run_isolated(args.verbose, spec=spec, dataset=args.data, profile=args.profile, seed=args.seed, variant=variant,
-                                 root=args.root, leaderboards=Path(args.leaderboards), runs=Path(args.runs), progress=not args.no_progress)  # fmt: skip
+            rows += run_isolated(args.verbose, spec=spec, dataset=data, profile=profile, seed=seed, variant=variant, root=args.root,
+                                 leaderboards=Path(args.leaderboards), runs=current.parents[1], progress=not args.no_progress,
+                                 overrides=overrides, run_dir=current)  # fmt: skip
+    except KeyboardInterrupt as exc:
+        kept = current is not None and (current / "config.yaml").is_file()
+        where = f"kept {current} (its config and checkpoints so far): continue it with `facebench bench --resume {current}`" if kept else "no run folder was written"
+        console.print(f"interrupted: {len(rows)} rows appended before; {where}", highlight=False, markup=False)
+        sys.exit(143 if isinstance(exc, Interrupted) else 130)
     columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "per", "train_time_s", "rtf", "peak_memory_mb", "params"]
-    console.print(metric_table(f"{name} ({args.profile}, seed {args.seed}): raw units", rows, columns))
+    console.print(metric_table(f"{name} ({profile}, seed {seed}): raw units", rows, columns))
     console.print(f"appended {len(rows)} rows to {leaderboard_path(args.leaderboards, name)}")
+
+
+def command_line_overrides(args: argparse.Namespace) -> dict:
+    """The run settings given on the command line, as a config to merge over the resolved one."""
+    import yaml
+
+    from facebench.bench.config import deep_merge
+
+    devices = int(args.devices) if args.devices is not None and str(args.devices).isdigit() else args.devices
+    trainer = {k: v for k, v in (("accelerator", args.accelerator), ("devices", devices), ("num_nodes", args.num_nodes),
+                                 ("strategy", args.strategy), ("precision", args.precision), ("max_epochs", args.max_epochs)) if v is not None}  # fmt: skip
+    overrides: dict = {"trainer": trainer} if trainer else {}
+    if args.batch_size is not None:
+        overrides["data"] = {"batch_size": args.batch_size}
+    if args.threads is not None:
+        overrides["threads"] = args.threads
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FacebenchError(f"--set {item}: expected KEY=VALUE with a dotted key (model.init_args.lr=1e-3), found no '='")
+        nested: dict = yaml.safe_load(value) if value else None
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        overrides = deep_merge(overrides, nested)
+    return overrides
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
@@ -140,6 +203,16 @@ def cmd_drift(args: argparse.Namespace) -> None:
     console.print(f"no drift: {len(current)} rows x {len(current.columns) - 3} metrics within tolerance of {reference}")
 
 
+def registered_models() -> str:
+    """The models of benchmarks/models, for help texts: 'faceformer (ff), ...'."""
+    try:
+        from facebench.bench.config import model_specs
+
+        return ", ".join(f"{s.name} ({', '.join(s.aliases)})" if s.aliases else s.name for s in model_specs().values())
+    except FacebenchError:
+        return "see benchmarks/models"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facebench", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -156,9 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset preset or folder")
     p.add_argument("--split", required=True)
     p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
+    p.add_argument("--allow-short", action="store_true", help="score predictions shorter than their clips on the overlap")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("bench", help="train, test on every test split, append leaderboard rows")
-    p.add_argument("--model", default="all", help="model name or alias (ff, dual, emo, gldi, seg), or all")
+    p.add_argument("--model", default="all", help=f"model name or alias ({registered_models()}), or all")
     p.add_argument("--data", default="synth", help="dataset preset or folder")
     p.add_argument("--profile", default="quick", choices=["ci", "quick", "full"])
     p.add_argument("--seed", type=int, default=0)
@@ -168,6 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leaderboards", default="leaderboards", help="folder of the leaderboard CSVs")
     p.add_argument("--runs", default="runs", help="folder of run folders (config, checkpoints, predictions)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--resume", metavar="RUN", default=None, help="continue an interrupted run from its folder (runs/<dataset>/<run>)")
+    run = p.add_argument_group("run settings (over the profile's; recorded in the run's config and its hash)")
+    run.add_argument("--threads", type=int, default=None, help="torch's CPU threads for the run (profile default)")
+    run.add_argument("--accelerator", default=None, help="cpu, gpu, auto")
+    run.add_argument("--devices", default=None, help="devices per node (e.g. 2, or auto)")
+    run.add_argument("--num-nodes", type=int, default=None, help="nodes (multi-node DDP)")
+    run.add_argument("--strategy", default=None, help="Lightning strategy, e.g. ddp")
+    run.add_argument("--precision", default=None, help="e.g. 32-true, bf16-mixed")
+    run.add_argument("--max-epochs", type=int, default=None, help="epochs of every stage")
+    run.add_argument("--batch-size", type=int, default=None, help="training clips per batch")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="any config value by dotted key, e.g. model.init_args.audio_encoder.checkpoint=/path (repeatable)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("leaderboard", help="render leaderboards/README.md and charts from the CSVs")

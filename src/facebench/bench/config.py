@@ -133,10 +133,12 @@ def dataset_name(dataset: str) -> str:
     return get_preset(dataset).name
 
 
-def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str = "") -> dict:
-    """The whole run config: model, trainer, data, stages, evaluation, identity. `dataset` is kept
-    as given (a folder stays a folder, to read it again); `dataset_name` is its name."""
+def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str = "", overrides: dict | None = None) -> dict:
+    """The whole run config: model, trainer, data, stages, evaluation, threads, identity; then the
+    command line's `overrides`. `dataset` is kept as given (a folder stays a folder, to read it
+    again); `dataset_name` is its name."""
     config = deep_merge({"stages": {}, "evaluation": {"samples": 1, "seed": 0}, **load_profile(profile)}, spec.resolve(dataset, profile, variant))
+    config = deep_merge(config, overrides or {})
     config.update(model_name=spec.name, variant=variant, dataset=dataset, dataset_name=dataset_name(dataset), profile=profile, seed=seed)
     return config
 

@@ -73,7 +73,7 @@ ANCHORS = ("template", "protocol_oracle", "oracle")
 # Shown but never ranked: signed FDD compares how much the face moves, and adding noise to a
 # prediction moves it toward 0 without predicting anything (measured: README, "Leaderboards").
 UNRANKED = ("fdd",)
-GROUP = ["model", "variant", "profile", "config_hash"]
+GROUP = ["model", "variant", "profile", "config_hash", "environment"]
 SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per", "emotion_accuracy"]
 
 
@@ -87,11 +87,25 @@ def display_scale(dataset: str) -> dict[str, float]:
         return {}
 
 
+def environment_label(rows: pd.DataFrame) -> pd.Series:
+    """One string per row naming where it was measured: the GPU or CPU, torch's threads, torch."""
+
+    def label(row: pd.Series) -> str:
+        text = lambda key: str(row[key]) if key in row and pd.notna(row[key]) and str(row[key]) else ""  # noqa: E731
+        where = text("gpu") or text("cpu")
+        threads = f"{int(float(text('threads')))} threads" if text("threads") else ""
+        return ", ".join(part for part in (where, threads, f"torch {text('torch')}" if text("torch") else "") if part)
+
+    return rows.apply(label, axis=1) if len(rows) else pd.Series(dtype=str)
+
+
 def latest_per_seed(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows tables and charts are made of: a seed run again counts once, with its latest row
-    (the CSV keeps them all)."""
+    """The rows tables and charts are made of: a seed run again in the same environment counts
+    once, with its latest row (the CSV keeps them all); runs from different environments (another
+    CPU, thread count or torch) stay apart, as separate lines."""
     rows = rows.copy()
     rows["variant"] = rows["variant"].fillna("")
+    rows["environment"] = environment_label(rows)
     return rows.sort_values("date", kind="stable").drop_duplicates([*GROUP, "split", "seed"], keep="last")
 
 
@@ -166,18 +180,21 @@ def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str],
     for split, part in rows.groupby("split", sort=True):
         table = add_skill(summarise(part))
         metrics = [m for m in SHOWN if f"{m}_mean" in table and table[f"{m}_mean"].notna().any()]
-        header = ["model", "variant", "profile", "n"] + [f"{m.upper()} ×{scale[m]:g}" if m in scale else m.upper() for m in metrics]
+        several = table["environment"].nunique() > 1  # rows from several machines or settings: say which is which
+        header = ["model", "variant", "profile", *(["environment"] if several else []), "n"]
+        first_metric = len(header)
+        header += [f"{m.upper()} ×{scale[m]:g}" if m in scale else m.upper() for m in metrics]
         header += ["skill"] if "skill" in table else []
         header += ["RTF", "params"]
         lines = []
         for _, row in table.iterrows():
-            line = [row["model"], row["variant"], row["profile"], str(int(row["n"]))]
+            line = [row["model"], row["variant"], row["profile"], *([row["environment"]] if several else []), str(int(row["n"]))]
             line += [format_metric(row, m, scale.get(m, 1.0)) for m in metrics]
             if "skill" in table:
                 line.append(f"{row['skill']:.3f}")
             line += [f"{row['rtf']:.3g}" if pd.notna(row["rtf"]) else "", f"{int(row['params']):,}" if pd.notna(row["params"]) else ""]
             lines.append(line)
-        best = {header[4 + metrics.index(m)]: i for m, i in best_rows(table).items() if m in metrics}
+        best = {header[first_metric + metrics.index(m)]: i for m, i in best_rows(table).items() if m in metrics}
         result[split] = (header, lines, best, lip_reading_note(part))
     return result
 

@@ -11,7 +11,6 @@ import json
 import logging
 import multiprocessing
 import subprocess
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import lightning as L
@@ -85,35 +84,48 @@ def trainer_for(trainer_args: dict, run_dir: Path, callbacks: list, progress: bo
     )
 
 
+def load_weights(model: TalkingFaceModule, checkpoint: str | Path) -> None:
+    model.load_state_dict(torch.load(checkpoint, map_location=model.device, weights_only=False)["state_dict"])
+
+
 def fit_stages(model: TalkingFaceModule, data: FaceDataModule, config: dict, run_dir: Path, progress: bool) -> dict:
     """Each stage a fit with its own settings (`config["stages"][name]`: trainer, data, lr, over
     the defaults), validated and checkpointed on its own monitor; the next stage starts from this
-    one's best weights. Per-stage record in `run_dir/stages.json`."""
+    one's best weights. `run_dir/stages.json` records each stage as it finishes. A run folder that
+    has some (`bench --resume`) skips the finished stages and continues the interrupted one from
+    its last checkpoint (`<stage>-last.ckpt`, saved at every epoch's end)."""
     model.checkpoint_dir = str(run_dir / "checkpoints")
+    progress_file = run_dir / "stages.json"
+    finished = {r["stage"]: r for r in json.loads(progress_file.read_text())} if progress_file.is_file() else {}
     default_batch_size = data.batch_size
-    records, frames = [], 0
+    records = []
     for stage in model.stages:
+        if stage.name in finished:
+            records.append(finished[stage.name])
+            load_weights(model, finished[stage.name]["checkpoint"])
+            continue
         settings = config.get("stages", {}).get(stage.name, {})
         model.set_stage(stage.name, lr=settings.get("lr"))
         data.batch_size = settings.get("data", {}).get("batch_size", default_batch_size)
         timer = StageTimer()
         trainer = trainer_for(deep_merge(config["trainer"], settings.get("trainer", {})), run_dir, [MeshMetricsCallback(), timer], progress,
                               logger=CSVLogger(run_dir, name="logs", version=stage.name))  # fmt: skip
-        trainer.fit(model, datamodule=data)
+        last = run_dir / "checkpoints" / f"{stage.name}-last.ckpt"
+        trainer.fit(model, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
         best = trainer.checkpoint_callback
         if not best.best_model_path:
             raise RuntimeError(f"stage '{stage.name}' saved no checkpoint: was '{stage.monitor}' logged during validation?")
-        state = torch.load(best.best_model_path, map_location=model.device, weights_only=False)["state_dict"]
-        model.load_state_dict(state)
-        frames += data.split_dataset("train").frames * trainer.current_epoch
+        load_weights(model, best.best_model_path)
         records.append({
             "stage": stage.name, "monitor": stage.monitor, "best_score": float(best.best_model_score),
             "checkpoint": best.best_model_path, "epochs": trainer.current_epoch, "batch_size": data.batch_size,
-            "lr": model.learning_rate, "train_time_s": timer.train_s, "validation_time_s": timer.validation_s,
+            "frames": data.split_dataset("train").frames * trainer.current_epoch, "lr": model.learning_rate,
+            "train_time_s": timer.train_s, "validation_time_s": timer.validation_s, "resumed": last.is_file(),
         })  # fmt: skip
+        progress_file.write_text(json.dumps(records, indent=2))
     data.batch_size = default_batch_size
-    (run_dir / "stages.json").write_text(json.dumps(records, indent=2))
     seconds = sum(r["train_time_s"] for r in records)
+    frames = sum(r["frames"] for r in records)
     return {"train_time_s": seconds, "train_frames_per_s": frames / seconds if seconds else None, "stages": records}
 
 
@@ -155,16 +167,27 @@ def relative(path: str | Path, runs: Path) -> str:
         return str(path)
 
 
+def new_run_dir(runs: Path, dataset_name: str, spec: ModelSpec, profile: str, seed: int, variant: str = "") -> Path:
+    """`runs/<dataset name>/<model>[-<variant>]-<profile>-seed<seed>-<UTC time>`."""
+    label = spec.name + (f"-{variant}" if variant else "")
+    return runs / dataset_name / f"{label}-{profile}-seed{seed}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}"
+
+
 def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str = "", root: str | None = None,
-            leaderboards: Path | None = Path("leaderboards"), runs: Path = Path("runs"), progress: bool = True) -> list[dict]:  # fmt: skip
-    """Train and test one model variant; returns its rows (appended to the leaderboard unless None)."""
-    config = resolve(spec, dataset, profile, seed, variant)
+            leaderboards: Path | None = Path("leaderboards"), runs: Path = Path("runs"), progress: bool = True,
+            overrides: dict | None = None, run_dir: Path | None = None) -> list[dict]:  # fmt: skip
+    """Train and test one model variant; returns its rows (appended to the leaderboard unless None).
+    `overrides` is merged over the resolved config (the command line's settings). `run_dir`: the
+    run's folder (default a new one); a folder that already holds the run's config is continued."""
+    saved = run_dir / "config.yaml" if run_dir is not None else None
+    config = yaml.safe_load(saved.read_text()) if saved is not None and saved.is_file() else resolve(spec, dataset, profile, seed, variant, overrides)
+    if config.get("threads"):
+        torch.set_num_threads(int(config["threads"]))  # fixed for the run: results depend on it (README, "Determinism")
     L.seed_everything(seed, workers=True, verbose=False)
     data, model = build(config, root)
     lip_reader = dataset_lip_reader(data, progress)  # trained once per dataset, visibly, before the timed training
     stamp = dt.datetime.now(dt.timezone.utc)
-    label = spec.name + (f"-{variant}" if variant else "")
-    run_dir = runs / data.name / f"{label}-{profile}-seed{seed}-{stamp:%Y%m%dT%H%M%S%f}"
+    run_dir = run_dir or new_run_dir(runs, data.name, spec, profile, seed, variant)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run_dir / "cli.yaml").write_text(yaml.safe_dump(lightning_config(config, model, root), sort_keys=False))
@@ -200,14 +223,37 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     return rows
 
 
-def _run_in_child(kwargs: dict, verbose: bool) -> list[dict]:
+def _run_in_child(kwargs: dict, verbose: bool, results) -> None:
     from facebench.console import configure_logging
 
     configure_logging(verbose)
-    return run_one(**kwargs)
+    try:
+        results.send(run_one(**kwargs))
+    except BaseException as exc:  # the parent re-raises it; Lightning turns Ctrl-C into SystemExit
+        try:
+            results.send(exc)
+        except Exception:  # an exception that does not pickle: its text
+            results.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
 
 
 def run_isolated(verbose: bool = False, **kwargs) -> list[dict]:
-    """`run_one` in a fresh process: each run's peak memory is its own, whatever ran before it."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run_in_child, kwargs, verbose).result()
+    """`run_one` in a fresh process: each run's peak memory is its own, whatever ran before it.
+    Interrupting the caller (Ctrl-C, SIGTERM) stops the run's process too."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_run_in_child, args=(kwargs, verbose, sender))
+    process.start()
+    sender.close()
+    try:
+        result = receiver.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"the run's process ended without a result (exit code {process.exitcode})") from None
+    except BaseException:
+        process.terminate()
+        raise
+    finally:
+        process.join()
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -8,36 +8,16 @@ index, and nothing else; the metrics callback reads the ground truth with `clip(
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facebench.data.faceformer_format import ClipEntry, FaceFormerFormat
-from facebench.data.presets import DatasetPreset, data_root, get_preset
+from facebench.data.presets import get_preset
 from facebench.data.sequence import Batch, SealedBatch, Sequence, collate
 from facebench.errors import DataError
-
-# Datasets that are made on demand rather than read from the user's disk (the synthetic corpus)
-# register a function that returns their folder, creating it when needed.
-_PROVIDERS: dict[str, Callable[[], Path]] = {}
-
-
-def register_provider(name: str, provider: Callable[[], Path]) -> None:
-    _PROVIDERS[name] = provider
-
-
-def resolve_root(preset: DatasetPreset, root: str | Path | None = None) -> Path:
-    """The dataset folder: an explicit root, a provider's folder, or $FACEBENCH_DATA/<folder>."""
-    if root is not None:
-        return Path(root)
-    if preset.name in _PROVIDERS:
-        return _PROVIDERS[preset.name]()
-    folder = Path(preset.folder or preset.name)
-    return folder if folder.is_absolute() else data_root() / folder
 
 
 class ClipDataset(Dataset):
@@ -216,13 +196,9 @@ class FaceDataModule(L.LightningDataModule):
     def reader(self) -> FaceFormerFormat:
         """The dataset folder's reader, opened (and its templates checked) on first use."""
         if self._format is None:
-            from facebench.data.layouts import LAYOUTS
+            from facebench.data.layouts import open_dataset
 
-            if self.preset.layout not in LAYOUTS:
-                raise DataError(self.preset.name, f"a layout among {sorted(LAYOUTS)}", f"'{self.preset.layout}'")
-            self._format = LAYOUTS[self.preset.layout](
-                resolve_root(self.preset, self.root), self.preset, self.skip_bad, self.with_deterministic, self.resampler
-            )
+            self._format = open_dataset(self.preset, self.root, self.skip_bad, self.with_deterministic, self.resampler)
             self.preset = self._format.preset  # a layout may settle the splits from what is on disk (MEAD-3D)
         return self._format
 

@@ -92,7 +92,8 @@ class FaceFormerFormat:
         self.metadata = self._load_metadata()
 
     def hint(self) -> str:
-        return f"{self.LAYOUT}\nget it: {self.preset.source}"
+        return (f"{self.LAYOUT}\nget it: {self.preset.source}\nfacebench looks in $FACEBENCH_DATA/<dataset> (default ./data); "
+                "`--root DIR` points at a folder elsewhere")  # fmt: skip
 
     def _check_folders(self) -> None:
         for sub in ("wav", "vertices_npy"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.data.faceformer_format import FaceFormerFormat
-from facebench.data.presets import DatasetPreset, SplitSpec
+from facebench.data.presets import DatasetPreset, SplitSpec, resolve_root
 from facebench.errors import DataError
 
 
@@ -151,3 +151,23 @@ class Mead3DFormat(FaceFormerFormat):
 
 
 LAYOUTS: dict[str, type[FaceFormerFormat]] = {"faceformer": FaceFormerFormat, "ravdess": RavdessFormat, "mead3d": Mead3DFormat}
+
+
+def open_dataset(preset: DatasetPreset, root: str | Path | None = None, skip_bad: bool = False, with_deterministic: bool = False,
+                 resampler: str = "scipy") -> FaceFormerFormat:  # fmt: skip
+    """The reader of a dataset's folder in its preset's layout (its templates checked on opening)."""
+    if preset.layout not in LAYOUTS:
+        raise DataError(preset.name, f"a layout among {sorted(LAYOUTS)}", f"'{preset.layout}'")
+    return LAYOUTS[preset.layout](resolve_root(preset, root), preset, skip_bad, with_deterministic, resampler)
+
+
+def check_dataset(dataset: str, root: str | Path | None = None) -> None:
+    """Every split of a dataset indexed and its clips' headers checked: the errors a run would meet,
+    before it starts (without the training stack)."""
+    from facebench.data.presets import get_preset
+
+    reader = open_dataset(get_preset(dataset), root)
+    for name in reader.preset.splits:
+        if not reader.index(reader.preset.split(name)):
+            raise DataError(reader.root, f"clips of split '{name}' ({reader.preset.split(name)})", "none")
+    reader.regions()

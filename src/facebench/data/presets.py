@@ -5,6 +5,7 @@ file with the same fields (`facebench.yaml` in its folder), no code."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ class SplitSpec:
     subjects: tuple[str, ...]
     sentences: tuple[int, int]
     seen: bool  # True when the subjects are training speakers (conditioned on their own style)
+    mixed: bool = False  # both: each clip is scored under its own condition (own style, or every training style)
 
     def contains(self, subject: str, sentence: int) -> bool:
         return subject in self.subjects and self.sentences[0] <= sentence <= self.sentences[1]
@@ -198,6 +200,26 @@ def register_preset(preset: DatasetPreset) -> None:
     _BUILTIN[preset.name] = preset
 
 
+# Datasets that are made on demand rather than read from the user's disk (the synthetic corpus)
+# register a function that returns their folder, creating it when needed.
+_PROVIDERS: dict[str, Callable[[], Path]] = {}
+
+
+def register_provider(name: str, provider: Callable[[], Path]) -> None:
+    _PROVIDERS[name] = provider
+
+
+def resolve_root(preset: DatasetPreset, root: str | Path | None = None) -> Path:
+    """The dataset folder: an explicit root, a provider's folder (the synthetic corpus, generated
+    on first use), or $FACEBENCH_DATA/<folder>."""
+    if root is not None:
+        return Path(root)
+    if preset.name in _PROVIDERS:
+        return _PROVIDERS[preset.name]()
+    folder = Path(preset.folder or preset.name)
+    return folder if folder.is_absolute() else data_root() / folder
+
+
 def preset_names() -> list[str]:
     return sorted(_BUILTIN)
 
@@ -209,6 +231,8 @@ def data_root() -> Path:
 
 def get_preset(name: str) -> DatasetPreset:
     """A built-in preset by name, or the preset file of a dataset folder given as a path."""
+    if name not in _BUILTIN:
+        import facebench.data.synth  # noqa: F401  (registers the synthetic corpora's presets)
     if name in _BUILTIN:
         return _BUILTIN[name]
     path = Path(name)
@@ -248,7 +272,8 @@ def load_preset_file(path: Path) -> DatasetPreset:
             first, last = spec["sentences"]
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(path, f"splits.{split_name} with 'subjects' and 'sentences: [first, last]'", repr(spec)) from exc
-        splits[split_name] = SplitSpec(subjects, (int(first), int(last)), seen=set(subjects) <= set(train))
+        known = set(subjects) & set(train)
+        splits[split_name] = SplitSpec(subjects, (int(first), int(last)), seen=known == set(subjects), mixed=bool(known) and known != set(subjects))
     for needed in ("train", "val", *raw["test_splits"]):
         if needed not in splits:
             raise DataError(path, f"a split named '{needed}'", f"splits {sorted(splits)}")

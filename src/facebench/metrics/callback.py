@@ -38,7 +38,8 @@ class MeshMetricsCallback(L.Callback):
         self._metrics = {}
         for split in splits:
             spec = data.preset.split(split)
-            metrics = ConditionedMetrics(data.preset, regions, len(data.train_subjects), seen=spec.seen, lip_reader=lip_reader, samples=samples)
+            metrics = ConditionedMetrics(data.preset, regions, len(data.train_subjects), seen=spec.seen, lip_reader=lip_reader,
+                                         samples=samples, mixed=spec.mixed)  # fmt: skip
             self._metrics[split] = metrics.to(pl_module.device)
         self._region_set = data.preset.region_set
         self._updated = False

@@ -53,9 +53,9 @@ class ConditionedMetrics(nn.Module):
     """Metrics of one test split: one collection per condition, averaged at the end."""
 
     def __init__(self, preset: DatasetPreset, regions: dict[str, torch.Tensor], n_conditions: int, seen: bool,
-                 lip_reader: ReferenceLipReader | None = None, samples: int = 1):  # fmt: skip
+                 lip_reader: ReferenceLipReader | None = None, samples: int = 1, mixed: bool = False):  # fmt: skip
         super().__init__()
-        self.seen, self.samples = seen, samples
+        self.seen, self.samples, self.mixed = seen, samples, mixed
         self.n_conditions = 1 if seen else n_conditions
         self.per_condition = nn.ModuleList([mesh_metrics(preset, regions, lip_reader) for _ in range(self.n_conditions)])
         self.diversity = Diversity() if self.n_conditions > 1 else None
@@ -64,6 +64,8 @@ class ConditionedMetrics(nn.Module):
 
     @property
     def protocol(self) -> str:
+        if self.mixed:
+            return f"own style for seen speakers, mean over {self.n_conditions} training styles for unseen"
         return "own style" if self.seen else f"mean over {self.n_conditions} training styles"
 
     def update(self, preds: list[torch.Tensor] | torch.Tensor, target: torch.Tensor, template: torch.Tensor,
@@ -76,17 +78,20 @@ class ConditionedMetrics(nn.Module):
         is counted in frames_dropped); diversity compares the conditions' first samples on the
         frames they all have; sample diversity compares each condition's samples.
         """
-        if len(preds) != self.n_conditions:
+        own_style = self.mixed and len(preds) == 1  # a seen speaker's clip in a split that mixes both kinds
+        if len(preds) != self.n_conditions and not own_style:
             raise ValueError(f"expected {self.n_conditions} generations (one per condition), found {len(preds)}")
         samples = [p if p.ndim == 4 else p[None] for p in preds]
         if any(len(s) != self.samples for s in samples):
             raise ValueError(f"expected {self.samples} sample(s) per condition, found {[len(s) for s in samples]}")
         labels = {} if phonemes is None else {"phonemes": phonemes[None]}
-        for metrics, sample in zip(self.per_condition, samples):
-            metrics.update(sample[:1], target[None], templates=template[None], **labels)
-            if self.sample_diversity is not None:
+        for k, metrics in enumerate(self.per_condition):
+            # A clip generated once (own style) counts in every condition's collection, hence once in their average.
+            metrics.update(samples[0 if own_style else k][:1], target[None], templates=template[None], **labels)
+        if self.sample_diversity is not None:
+            for sample in samples:
                 self.sample_diversity.update(sample)
-        if self.diversity is not None:
+        if self.diversity is not None and not own_style:
             shortest = min(s.shape[1] for s in samples)
             self.diversity.update(torch.stack([s[0, :shortest] for s in samples]))
         self.clips.update(1)

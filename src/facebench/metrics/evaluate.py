@@ -7,6 +7,7 @@ built once, visibly) for the PER columns."""
 
 from __future__ import annotations
 
+from math import ceil
 from pathlib import Path
 
 import numpy as np
@@ -60,35 +61,52 @@ def prediction_files(pred_dir: Path, clip: str, subject: str, conditions: list[s
     raise DataError(pred_dir, f"one prediction per training style for {clip} ({len(conditioned)} files)", f"missing {missing}")
 
 
-def split_prediction_files(pred_dir: Path, data: FaceDataModule, split: str) -> list[list[Path]]:
+def tolerated_shortfall(n_frames: int) -> int:
+    """Frames a prediction may lack before `evaluate` refuses it: a frame count derived from the audio
+    differs from the ground truth's by a frame or two; more means a prediction of something else."""
+    return max(2, ceil(0.05 * n_frames))
+
+
+def split_prediction_files(pred_dir: Path, data: FaceDataModule, split: str, allow_short: bool = False) -> list[list[Path]]:
     """Every clip's prediction files, found and their headers checked: one error for the first
-    problem, before any scoring."""
+    problem, before any scoring. A seen speaker's clip has one file (own style), an unseen one's
+    one per training style (or a single file standing for all); a split may mix both."""
     if not pred_dir.is_dir():
         raise DataError(pred_dir, "a folder of predicted .npy files", "no such folder")
     if not any(pred_dir.glob("*.npy")):
         raise DataError(pred_dir, f"predicted .npy files for the {len(data.split_dataset(split))} clips of split '{split}'", "none")
     train = data.train_subjects
-    files = []
+    files, short = [], []
     for entry in data.split_dataset(split).entries:
         conditions = [train[c] for c in data.conditions(entry.subject)]
         found = prediction_files(pred_dir, entry.name, entry.subject, conditions)
-        if files and len(found) != len(files[0]):
-            raise DataError(pred_dir, f"{len(files[0])} prediction file(s) per clip, as for the first clip", f"{len(found)} for {entry.name}")
         for path in found:
-            read_prediction(path, data.n_vertices, mmap=True)
+            frames = len(read_prediction(path, data.n_vertices, mmap=True))
+            if entry.n_frames - frames > tolerated_shortfall(entry.n_frames):
+                short.append(f"{path.name} ({frames} of {entry.n_frames} frames)")
         files.append(found)
+    if short and not allow_short:
+        raise DataError(pred_dir, "predictions as long as their clips (short by at most 2 frames or 5%; "
+                        "--allow-short scores the overlap and counts the rest in frames_dropped)",
+                        f"{len(short)} shorter: {', '.join(short[:5])}")  # fmt: skip
+    counts = {len(f) for f in files}
+    if len(counts) > 1 and not (data.preset.split(split).mixed and counts == {1, len(train)}):
+        raise DataError(pred_dir, "the same number of prediction files for every clip of the split", f"counts {sorted(counts)}")
     return files
 
 
-def evaluate_folder(pred_dir: str | Path, dataset: str, split: str, root: str | None = None, progress: bool = True) -> dict[str, float | str]:
+def evaluate_folder(pred_dir: str | Path, dataset: str, split: str, root: str | None = None, progress: bool = True,
+                    allow_short: bool = False) -> dict[str, float | str]:  # fmt: skip
     """Metrics of the predictions in `pred_dir` against a split of a dataset."""
     pred_dir = Path(pred_dir)
     data = FaceDataModule(dataset, root=root)
-    files = split_prediction_files(pred_dir, data, split)
+    files = split_prediction_files(pred_dir, data, split, allow_short)
     lip_reader = dataset_lip_reader(data, progress)  # loaded, or built once with a visible progress bar
     clips = data.split_dataset(split)
-    n_conditions = len(files[0])
-    evaluator = ConditionedMetrics(data.preset, data.regions(), n_conditions, seen=n_conditions == 1, lip_reader=lip_reader)
+    n_conditions = max(len(f) for f in files)
+    spec = data.preset.split(split)
+    evaluator = ConditionedMetrics(data.preset, data.regions(), n_conditions, seen=n_conditions == 1, lip_reader=lip_reader,
+                                   mixed=spec.mixed and n_conditions > 1)  # fmt: skip
     for i, clip_files in enumerate(files):
         sequence = clips[i]
         evaluator.update([load_prediction(f, data.n_vertices) for f in clip_files], sequence.vertices, sequence.template, sequence.phonemes)

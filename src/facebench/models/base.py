@@ -100,7 +100,10 @@ class TalkingFaceModule(L.LightningModule):
         if self.stage is None:
             return []
         stage = self.stage
-        return [ModelCheckpoint(dirpath=self.checkpoint_dir, filename=f"{stage.name}-best", monitor=stage.monitor, mode=stage.mode, save_top_k=1)]
+        checkpoint = ModelCheckpoint(dirpath=self.checkpoint_dir, filename=f"{stage.name}-best", monitor=stage.monitor, mode=stage.mode,
+                                     save_top_k=1, save_last=True)  # fmt: skip
+        checkpoint.CHECKPOINT_NAME_LAST = f"{stage.name}-last"  # what an interrupted run resumes from (`bench --resume`)
+        return [checkpoint]
 
     def configure_optimizers(self):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.learning_rate)

@@ -1,8 +1,7 @@
 """The built-in synthetic corpus (`DATA=synth`): procedural speakers, speech and facial motion with a
 known deterministic part. Importing this registers its dataset presets."""
 
-from facebench.data.datamodule import register_provider
-from facebench.data.presets import DatasetPreset, RegionSpec, SplitSpec, register_preset
+from facebench.data.presets import DatasetPreset, RegionSpec, SplitSpec, register_preset, register_provider
 from facebench.data.synth.generator import (
     SYNTH_PRESETS,
     TEST_SENTENCES,

@@ -96,7 +96,7 @@ def load_pretrained(model_class, name_or_path: str):
             f"audio encoder checkpoint '{name_or_path}': expected a local folder with config.json and weights, "
             f"or the model in the Hugging Face cache; found neither ({type(exc).__name__}). This machine has "
             "no access to the hub at run time: on a machine with internet run "
-            f"`huggingface-cli download {name_or_path}` and copy the cache (HF_HOME), or save the model with "
+            f"`hf download {name_or_path}` and copy the cache (HF_HOME), or save the model with "
             "`save_pretrained(DIR)` and pass DIR as the checkpoint; or use the `logmel` encoder."
         ) from exc
 

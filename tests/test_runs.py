@@ -1,0 +1,143 @@
+"""Runs that give the same numbers on every machine setting, that stop cleanly and resume, and the
+rough edges a new user hits: mixed splits, short predictions, messages."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from facebench.bench import leaderboard as lb
+from facebench.cli import main
+from tests.fabricate import write_dataset, write_regions
+
+REPO = Path(__file__).resolve().parents[1]
+SHORT = ["--set", "trainer.max_epochs=2", "--set", "data.max_train_clips=8"]
+
+
+def bench(synth_tiny: Path, out: Path, *extra: str, env: dict | None = None, wait: bool = True):
+    command = [sys.executable, "-m", "facebench", "bench", "--model", "ff", "--data", "synth-tiny", "--root", str(synth_tiny),
+               "--profile", "ci", "--leaderboards", str(out / "lb"), "--runs", str(out / "runs"), "--no-progress", *extra]  # fmt: skip
+    environment = {**os.environ, **(env or {})}
+    if wait:
+        return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600, cwd=REPO)
+    return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_the_thread_setting_not_the_machines_default_decides_the_numbers(synth_tiny, tmp_path):
+    """Runs with different OMP_NUM_THREADS and the same `threads` give identical rows, which record it."""
+    for name, omp in (("one", "1"), ("two", "2")):
+        result = bench(synth_tiny, tmp_path / name, *SHORT, "--threads", "2", env={"OMP_NUM_THREADS": omp})
+        assert result.returncode == 0, result.stdout + result.stderr
+    one, two = (pd.read_csv(tmp_path / n / "lb" / "synth-tiny.csv") for n in ("one", "two"))
+    assert (one.threads == 2).all() and (two.threads == 2).all() and one.cpu.iloc[0]
+    for metric in ("lve", "fdd", "mve", "eve", "per"):
+        assert one[metric].tolist() == two[metric].tolist(), metric
+
+
+def test_the_leaderboard_keeps_environments_apart():
+    row = {"model": "m", "variant": "", "dataset": "d", "split": "s", "profile": "quick", "config_hash": "h", "seed": 0,
+           "date": "2026-01-01", "lve": 1.0, "torch": "2.13.0", "cpu": "AMD EPYC", "gpu": "", "threads": 2}  # fmt: skip
+    rows = pd.DataFrame([row, {**row, "date": "2026-01-02", "lve": 3.0, "cpu": "Intel Xeon"}, {**row, "seed": 1, "lve": 2.0}])
+    table = lb.summarise(rows)
+    assert sorted(table.lve_mean.tolist()) == [1.5, 3.0]  # the other CPU's seed 0 did not replace this one's
+    header, lines, _, _ = lb.split_tables("d", rows)["s"]
+    assert "environment" in header and {line[header.index("environment")] for line in lines} == {
+        "AMD EPYC, 2 threads, torch 2.13.0", "Intel Xeon, 2 threads, torch 2.13.0"}
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_exits_non_zero_and_resumes(synth_tiny, tmp_path):
+    running = bench(synth_tiny, tmp_path, "--set", "trainer.max_epochs=6", "--set", "data.max_train_clips=8", wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "runs").rglob("fit-last.ckpt")):
+        time.sleep(0.5)
+    (last,) = (tmp_path / "runs").rglob("fit-last.ckpt")
+    running.send_signal(signal.SIGTERM)
+    out = running.communicate(timeout=120)[0]
+    run = last.parents[1]
+    assert running.returncode == 143 and f"--resume {run}" in out and "Traceback" not in out, out
+    assert not (tmp_path / "lb" / "synth-tiny.csv").exists()
+    resumed = bench(synth_tiny, tmp_path, "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    stages = pd.read_json(run / "stages.json")
+    assert stages.resumed.tolist() == [True] and stages.epochs.tolist() == [6]
+    assert len(pd.read_csv(tmp_path / "lb" / "synth-tiny.csv")) == 2
+
+
+def test_a_split_may_mix_seen_and_unseen_speakers(tmp_path):
+    """The README's own-dataset example with a test split of a training speaker and a new one."""
+    folder = tmp_path / "mine"
+    write_dataset(folder, {f"{s}_{n:02d}": 12 for s in ("anna", "ben", "cleo") for n in (1, 2, 31, 36)}, 20, fps=30)
+    write_regions(folder, {"lve": [1, 2, 3], "fdd": [10, 11]})
+    (folder / "facebench.yaml").write_text(
+        "name: mine\nfps: 30\ntrain_subjects: [anna, ben]\ntest_splits: [test]\nsplits:\n"
+        "  train: {subjects: [anna, ben], sentences: [1, 30]}\n  val: {subjects: [anna, ben], sentences: [31, 35]}\n"
+        "  test: {subjects: [anna, cleo], sentences: [36, 40]}\nregions: {lve: regions/lve.txt, fdd: regions/fdd.txt}\n"
+    )
+    from facebench.bench.config import resolve_models
+    from facebench.bench.runner import run_one
+
+    (spec,) = resolve_models("template", str(folder))
+    (row,) = run_one(spec, str(folder), "ci", 0, leaderboards=None, runs=tmp_path / "runs", progress=False)
+    assert row["clips"] == 2 and row["protocol"] == "own style for seen speakers, mean over 2 training styles for unseen"
+
+
+def test_short_predictions_are_refused_unless_allowed(synth_tiny, tmp_path, monkeypatch):
+    from facebench.data.datamodule import FaceDataModule
+    from facebench.errors import DataError
+    from facebench.metrics import evaluate
+    from facebench.metrics.evaluate import evaluate_folder
+
+    monkeypatch.setattr(evaluate, "dataset_lip_reader", lambda data, progress: None)  # PER is not the point here
+
+    data = FaceDataModule("synth-tiny", root=str(synth_tiny))
+    clips = data.split_dataset("test_seen")
+    for i in range(len(clips)):
+        clip = clips[i]
+        keep = len(clip.vertices) // 2 if i < 3 else len(clip.vertices) - 1
+        np.save(tmp_path / f"{clip.name}.npy", clip.vertices[:keep].numpy().reshape(keep, -1))
+    with pytest.raises(DataError, match=r"3 shorter: S01_s37.npy \(\d+ of \d+ frames\)"):
+        evaluate_folder(tmp_path, "synth-tiny", "test_seen", root=str(synth_tiny), progress=False)
+    result = evaluate_folder(tmp_path, "synth-tiny", "test_seen", root=str(synth_tiny), progress=False, allow_short=True)
+    assert result["lve"] == 0 and result["frames_dropped"] > 3 * 15
+
+
+def test_messages_keep_their_brackets_and_say_where_to_look(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "facebench.yaml").write_text("name: mine\nfps: 30\n")
+    with pytest.raises(SystemExit):
+        main(["bench", "--model", "template", "--data", str(tmp_path / "mine")])
+    assert "['fps', 'name', 'splits', 'test_splits', 'train_subjects']" in capsys.readouterr().out
+    monkeypatch.setenv("FACEBENCH_DATA", str(tmp_path))
+    with pytest.raises(SystemExit):
+        main(["bench", "--model", "template", "--data", "vocaset"])
+    out = capsys.readouterr().out
+    assert "$FACEBENCH_DATA" in out and "--root" in out
+
+
+def test_the_progress_bar_counts_epochs_from_one():
+    from types import SimpleNamespace
+
+    from facebench.bench.progress import DisplayScaleProgressBar
+
+    bar = DisplayScaleProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=12)
+    assert bar._get_train_description(11).strip() == "Epoch 12/12"
+
+
+def test_make_install_is_per_python_environment(tmp_path):
+    """A stamp per interpreter prefix: another environment installs again."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    ours = subprocess.run(["make", "-n", f"PYTHON={sys.executable}", "install"], cwd=REPO, env=env, capture_output=True, text=True)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    other = subprocess.run(["make", "-n", f"PYTHON={venv / 'bin' / 'python'}", "install"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert "pip install" in other.stdout and "install-" in other.stdout
+    assert ours.stdout.split("install-")[1][:12] != other.stdout.split("install-")[1][:12]
