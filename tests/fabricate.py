@@ -88,3 +88,16 @@ def write_mead3d(root: Path, clips: list[tuple[str, str, int, int]], n_vertices:
         soundfile.write(audio / f"{clip:03d}.wav", rng.normal(size=int(frames / 30 * 16000)).astype(np.float32) * 0.1, 16000)
     write_flame_assets(root, n_vertices)
     return root
+
+
+def write_own_dataset(folder: Path, test_subjects: list[str]) -> Path:
+    """The README's own-dataset example: training speakers anna and ben, a test split of
+    `test_subjects` (cleo is new), 20 vertices, a facebench.yaml."""
+    write_dataset(folder, {f"{s}_{n:02d}": 12 for s in ("anna", "ben", "cleo") for n in (1, 2, 31, 36)}, 20, fps=30)
+    write_regions(folder, {"lve": [1, 2, 3], "fdd": [10, 11]})
+    (folder / "facebench.yaml").write_text(
+        "name: mine\nfps: 30\ntrain_subjects: [anna, ben]\ntest_splits: [test]\nsplits:\n"
+        "  train: {subjects: [anna, ben], sentences: [1, 30]}\n  val: {subjects: [anna, ben], sentences: [31, 35]}\n"
+        f"  test: {{subjects: [{', '.join(test_subjects)}], sentences: [36, 40]}}\nregions: {{lve: regions/lve.txt, fdd: regions/fdd.txt}}\n"
+    )
+    return folder

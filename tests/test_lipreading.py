@@ -126,3 +126,23 @@ def test_conditioned_metrics_report_per_and_floor(tiny_reader):
         metrics.update([clip.vertices], clip.vertices, clip.template, clip.phonemes)
     values = metrics.compute()
     assert values["per"] == values["per_gt"] and values["lve"] == 0.0
+
+
+def test_the_synthetic_corpora_readers_are_shipped(synth_tiny, tmp_path, monkeypatch):
+    """A synthetic corpus of the shipped generator version and seed gets the shipped reader, never
+    one trained here: the same judge, so the same PER, on every machine."""
+    import hashlib
+    import shutil
+
+    corpus = tmp_path / "tiny"
+    shutil.copytree(synth_tiny, corpus, ignore=shutil.ignore_patterns("lipreader*"))
+    monkeypatch.setattr(ref, "train_reader", lambda *a, **k: pytest.fail("a shipped reader was trained again"))
+    data = FaceDataModule("synth-tiny", root=str(corpus))
+    shipped = ref.shipped_reader(data)
+    assert shipped is not None and shipped.name.startswith("synth-tiny-corpus")
+    reader, card = ref.reference_reader(data, progress=False)
+    digest = hashlib.sha256((shipped / "reader.pt").read_bytes()).hexdigest()[:12]
+    assert reader.identity == f"v{ref.VERSION}:{digest}" and card["trained_on"]["threads"] == 2
+    other = json.loads((corpus / "card.json").read_text())
+    (corpus / "card.json").write_text(json.dumps({**other, "seed": 7}))  # another corpus: nothing shipped for it
+    assert ref.shipped_reader(FaceDataModule("synth-tiny", root=str(corpus))) is None

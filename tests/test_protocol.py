@@ -19,7 +19,7 @@ from facebench.data.audio import feature_count, frames_from_audio
 from facebench.data.datamodule import FaceDataModule
 from facebench.data.sequence import SealedInputError, collate
 from facebench.metrics.callback import MeshMetricsCallback
-from tests.fabricate import write_dataset, write_regions
+from tests.fabricate import write_own_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -228,14 +228,7 @@ def test_two_processes_score_each_test_clip_once(biwi_root, tmp_path):
 def test_bench_on_a_folder_writes_under_the_dataset_name(tmp_path, capsys):
     from facebench.cli import main
 
-    folder = tmp_path / "somewhere" / "mine-v3"
-    write_dataset(folder, {f"{s}_{n:02d}": 12 for s in ("anna", "ben", "cleo") for n in (1, 2, 31, 36)}, 20, fps=30)
-    write_regions(folder, {"lve": [1, 2, 3], "fdd": [10, 11]})
-    (folder / "facebench.yaml").write_text(
-        "name: mine\nfps: 30\ntrain_subjects: [anna, ben]\ntest_splits: [test]\nsplits:\n"
-        "  train: {subjects: [anna, ben], sentences: [1, 30]}\n  val: {subjects: [anna, ben], sentences: [31, 35]}\n"
-        "  test: {subjects: [cleo], sentences: [36, 40]}\nregions: {lve: regions/lve.txt, fdd: regions/fdd.txt}\n"
-    )
+    folder = write_own_dataset(tmp_path / "somewhere" / "mine-v3", ["cleo"])
     before = sorted(p.name for p in (tmp_path / "somewhere").iterdir())
     main(["bench", "--model", "template", "--data", str(folder), "--profile", "ci", "--no-progress",
           "--leaderboards", str(tmp_path / "lb"), "--runs", str(tmp_path / "runs")])  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 
 from facebench.bench import leaderboard as lb
 from facebench.cli import main
-from tests.fabricate import write_dataset, write_regions
+from tests.fabricate import write_own_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT = ["--set", "trainer.max_epochs=2", "--set", "data.max_train_clips=8"]
@@ -73,14 +73,7 @@ def test_an_interrupted_run_exits_non_zero_and_resumes(synth_tiny, tmp_path):
 
 def test_a_split_may_mix_seen_and_unseen_speakers(tmp_path):
     """The README's own-dataset example with a test split of a training speaker and a new one."""
-    folder = tmp_path / "mine"
-    write_dataset(folder, {f"{s}_{n:02d}": 12 for s in ("anna", "ben", "cleo") for n in (1, 2, 31, 36)}, 20, fps=30)
-    write_regions(folder, {"lve": [1, 2, 3], "fdd": [10, 11]})
-    (folder / "facebench.yaml").write_text(
-        "name: mine\nfps: 30\ntrain_subjects: [anna, ben]\ntest_splits: [test]\nsplits:\n"
-        "  train: {subjects: [anna, ben], sentences: [1, 30]}\n  val: {subjects: [anna, ben], sentences: [31, 35]}\n"
-        "  test: {subjects: [anna, cleo], sentences: [36, 40]}\nregions: {lve: regions/lve.txt, fdd: regions/fdd.txt}\n"
-    )
+    folder = write_own_dataset(tmp_path / "mine", ["anna", "cleo"])
     from facebench.bench.config import resolve_models
     from facebench.bench.runner import run_one
 

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import itertools
-import platform
 import resource
 import time
 from pathlib import Path
@@ -114,23 +113,3 @@ def real_time_factor(model, data, clips: int = RTF_CLIPS) -> tuple[float, int]:
     synchronize(device)
     seconds = time.perf_counter() - start
     return seconds / sum(float(x.audio_lengths[0]) / 16000 for x in timed), len(timed)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(device: torch.device) -> dict[str, str | int]:
-    """Where a row was measured: torch version, CPU and GPU names, torch's CPU threads."""
-    return {
-        "torch": torch.__version__,
-        "cpu": cpu_name(),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
-        "threads": torch.get_num_threads(),
-    }

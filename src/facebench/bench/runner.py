@@ -21,11 +21,12 @@ from lightning.pytorch.loggers import CSVLogger
 
 import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
 from facebench.bench.config import ModelSpec, config_hash, deep_merge, resolve
-from facebench.bench.cost import PeakMemory, StageTimer, environment, real_time_factor
+from facebench.bench.cost import PeakMemory, StageTimer, real_time_factor
 from facebench.bench.leaderboard import append_rows, leaderboard_path
 from facebench.bench.predictions import prediction_names, save_prediction
 from facebench.bench.progress import DisplayScaleProgressBar
 from facebench.data.datamodule import FaceDataModule
+from facebench.environment import environment
 from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.callback import MeshMetricsCallback, trainable_parameters
 from facebench.models.base import TalkingFaceModule

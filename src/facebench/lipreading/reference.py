@@ -26,11 +26,14 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from facebench.console import console
 from facebench.data.datamodule import ClipDataset, FaceDataModule
 from facebench.data.sequence import Batch, collate, frame_mask
+from facebench.environment import cpu_name
 from facebench.errors import DataError
 from facebench.lipreading.ctc import ctc_loss, greedy_decode, phoneme_error_rate, reference_sequences
 
 # Bump when the network or the recipe changes: a stored reader of another version is never used.
 VERSION = 2
+# Readers shipped with facebench for the synthetic corpora (`shipped_reader`): the same judge on every machine.
+SHIPPED = Path(__file__).parent / "shipped"
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,7 @@ def train_reader(
         "version": VERSION, "dataset": data.preset.name, "recipe": asdict(recipe), "n_phonemes": model.n_phonemes,
         "region_vertices": len(region), "train_clips": len(clips), "train_seconds": round(time.perf_counter() - start, 1),
         "ground_truth_per": ground_truth, "torch": torch.__version__,
+        "trained_on": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__},
     }  # fmt: skip
     return model, json.loads(json.dumps(card))  # as stored: tuples become lists
 
@@ -233,6 +237,20 @@ def stored_lip_reader(data: FaceDataModule) -> ReferenceLipReader | None:
 def reader_identity(folder: Path) -> str:
     """`v<version>:<first 12 hex digits of the weights' sha256>`: which judge gave a PER value."""
     return f"v{VERSION}:" + hashlib.sha256((folder / "reader.pt").read_bytes()).hexdigest()[:12]
+
+
+def shipped_reader(data: FaceDataModule) -> Path | None:
+    """The reader shipped with facebench for this synthetic corpus (same generator version, preset
+    and seed), trained once and versioned, so that PER means the same on every machine; None for
+    other datasets (their readers are trained where they are used, and their cards say where)."""
+    corpus_card = data.reader.root / "card.json"
+    if not corpus_card.is_file():
+        return None
+    corpus = json.loads(corpus_card.read_text())
+    if corpus.get("generator") != "facebench.data.synth":
+        return None
+    folder = SHIPPED / f"{data.name}-corpus{corpus['version']}-seed{corpus['seed']}-reader{VERSION}"
+    return folder if (folder / "card.json").is_file() else None
 
 
 def load_reader(folder: Path) -> tuple[ReferenceLipReader, dict]:
@@ -274,14 +292,21 @@ def reference_reader(
     with FileLock(str(folder) + ".lock"):
         if not retrain and (folder / "card.json").is_file():
             return load_reader(folder)
-        if progress:
-            console.print(f"training the reference lip reader of {data.name} (once; stored in {folder})")
-        model, card = train_reader(data, progress=progress)
-        for name, write in (("reader.pt", lambda f: torch.save(model.state_dict(), f)),
-                            ("card.json", lambda f: f.write(json.dumps(card, indent=2).encode()))):  # fmt: skip
+        shipped = None if retrain else shipped_reader(data)
+        if shipped is not None:
+            writers = [(name, lambda f, name=name: f.write((shipped / name).read_bytes())) for name in ("reader.pt", "card.json")]
+        else:
+            if progress:
+                console.print(f"training the reference lip reader of {data.name} (once; stored in {folder})")
+            model, card = train_reader(data, progress=progress)
+            writers = [("reader.pt", lambda f: torch.save(model.state_dict(), f)),
+                       ("card.json", lambda f: f.write(json.dumps(card, indent=2).encode()))]  # fmt: skip
+        for name, write in writers:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
             with os.fdopen(fd, "wb") as f:
                 write(f)
             os.replace(tmp, folder / name)  # card.json last: its presence means the reader is whole
+        if shipped is not None:
+            return load_reader(folder)
     model.identity = reader_identity(folder)
     return model, card
