@@ -80,7 +80,7 @@ def test_pretrained_encoders_load_from_a_local_checkpoint(tmp_path, tiny_encoder
 def test_missing_checkpoint_says_how_to_provide_one(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
-    with pytest.raises(FacebenchError, match=r"huggingface-cli download facebook/wav2vec2-base-960h.*save_pretrained"):
+    with pytest.raises(FacebenchError, match=r"`hf download facebook/wav2vec2-base-960h`.*save_pretrained"):
         PretrainedSpeechEncoder("wav2vec2")
 
 

@@ -94,6 +94,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     from facebench.bench.leaderboard import leaderboard_path
     from facebench.bench.runner import new_run_dir, run_isolated
+    from facebench.data.datamodule import FaceDataModule
+    from facebench.lipreading.reference import dataset_lip_reader
+
+    # Built (once, visibly) here rather than in a run's process, whose peak memory must be its own.
+    dataset_lip_reader(FaceDataModule(data, root=args.root), progress=not args.no_progress)
 
     signal.signal(signal.SIGTERM, raise_interrupted)
     rows, current = [], None
