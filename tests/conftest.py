@@ -58,3 +58,18 @@ def synth_tiny(tmp_path_factory):
     root = generate(SYNTH_PRESETS["tiny"], tmp_path_factory.mktemp("synth") / "tiny", seed=0, progress=False)
     write_anchors(root, "synth-tiny")
     return root
+
+
+@pytest.fixture(scope="session")
+def short_run(synth_tiny, tmp_path_factory):
+    """FaceFormer, two epochs on eight clips of the tiny corpus, through the runner."""
+    out = tmp_path_factory.mktemp("run")
+    from facebench.bench.config import ModelSpec, model_specs
+    from facebench.bench.runner import run_one
+
+    raw = model_specs()["faceformer"].raw
+    spec = ModelSpec("faceformer", {**raw, "overrides": raw["overrides"] + [{"profile": "ci", "trainer": {"max_epochs": 2}, "data": {"max_train_clips": 8}}]})
+    rows = run_one(spec, "synth-tiny", "ci", 0, root=str(synth_tiny), leaderboards=out / "lb", runs=out / "runs", progress=False)
+    return out, rows
+
+

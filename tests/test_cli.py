@@ -9,22 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from facebench.bench.config import ModelSpec, model_specs
-from facebench.bench.runner import run_one
 from facebench.cli import build_parser, main
 from facebench.metrics.evaluate import evaluate_folder
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def short_run(synth_tiny, tmp_path_factory):
-    """FaceFormer, two epochs on eight clips of the tiny corpus, through the runner."""
-    out = tmp_path_factory.mktemp("run")
-    raw = model_specs()["faceformer"].raw
-    spec = ModelSpec("faceformer", {**raw, "overrides": raw["overrides"] + [{"profile": "ci", "trainer": {"max_epochs": 2}, "data": {"max_train_clips": 8}}]})
-    rows = run_one(spec, "synth-tiny", "ci", 0, root=str(synth_tiny), leaderboards=out / "lb", runs=out / "runs", progress=False)
-    return out, rows
 
 
 def lightning_args(out: Path) -> list[str]:

@@ -146,6 +146,39 @@ def command_line_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def cmd_animate(args: argparse.Namespace) -> None:
+    from facebench.render.animate import animate
+
+    written = animate(args.run, args.audio, args.out, args.style, args.template, args.root, not args.no_video, args.seed, args.samples,
+                      args.intensity, args.size, args.renderer)  # fmt: skip
+    for path in written:
+        console.print(f"wrote {path}", highlight=False, markup=False)
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from facebench.render.animate import render_clip, render_run
+
+    if args.run:
+        written = render_run(args.run, args.root, args.size, args.renderer, args.heatmap)
+    else:
+        if not args.data or not args.clip or not args.out:
+            raise FacebenchError("render: expected --run RUN, or --data, --clip and --out (with --pred files to compare)")
+        from facebench.data.datamodule import FaceDataModule
+
+        data = FaceDataModule(args.data, root=args.root)
+        names = args.name or [Path(p).stem for p in args.pred or []]
+        if len(names) != len(args.pred or []):
+            raise FacebenchError(f"--name: expected one per --pred ({len(args.pred or [])}), found {len(names)}")
+        from facebench.metrics.evaluate import load_prediction
+
+        predictions = {n: load_prediction(Path(p), data.n_vertices).numpy() for n, p in zip(names, args.pred or [])}
+        written = [render_clip(data, args.clip, args.out, predictions, not args.no_ground_truth, args.heatmap, args.size, args.renderer)]
+    for path in written:
+        console.print(f"wrote {path}", highlight=False, markup=False)
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -280,6 +313,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, what in (("fit", "train"), ("validate", "validate"), ("test", "test"), ("predict", "write predictions of")):
         sub.add_parser(name, help=f"Lightning's CLI: {what} a model (`facebench {name} --help`)", add_help=False)
+
+    p = sub.add_parser("animate", help="animate any audio file with a trained run: .npy and an MP4 with the audio")
+    p.add_argument("--run", required=True, help="a bench run folder (runs/<dataset>/<run>)")
+    p.add_argument("--audio", required=True, help="any audio file: wav, flac, ogg, mp3, m4a; any rate and length")
+    p.add_argument("--style", required=True, help="a training speaker of the run's dataset, or all")
+    p.add_argument("--template", default=None, help="a subject of the dataset or a .ply/.obj mesh (default: the first subject)")
+    p.add_argument("--out", default="animations", help="output folder")
+    p.add_argument("--no-video", action="store_true", help="the .npy only")
+    p.add_argument("--seed", type=int, default=0, help="stochastic models: the first sample's seed")
+    p.add_argument("--samples", type=int, default=1, help="stochastic models: samples per style")
+    p.add_argument("--intensity", type=int, default=0, help="models that take an intensity level (EmoFace): its index")
+    p.add_argument("--size", type=int, default=512, help="video frame size in pixels")
+    p.add_argument("--renderer", default="auto", choices=["auto", "gl", "software"])
+    p.add_argument("--root", default=None, help="the run's dataset folder, if not under $FACEBENCH_DATA")
+    p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("render", help="a dataset clip, predictions of it, or a run's predictions to MP4 with sound")
+    p.add_argument("--run", default=None, help="a run folder: its kept predictions beside their ground truth, to <run>/renders/")
+    p.add_argument("--data", default=None, help="dataset preset or folder")
+    p.add_argument("--clip", default=None, help="the clip's name, e.g. S01_s37")
+    p.add_argument("--pred", action="append", help="a prediction of the clip (.npy, frames x 3V); repeat to compare")
+    p.add_argument("--name", action="append", help="a label per --pred (default: the file names)")
+    p.add_argument("--no-ground-truth", action="store_true", help="the predictions only")
+    p.add_argument("--heatmap", action="store_true", help="each prediction's per-vertex error beside it")
+    p.add_argument("--out", default=None, help="the video file (.mp4)")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--renderer", default="auto", choices=["auto", "gl", "software"])
+    p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
+    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("synth", help="generate the synthetic corpus")
     p.add_argument("--preset", default="small", choices=["tiny", "small", "vocaset"])

@@ -144,7 +144,8 @@ def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
 
 
 def config_hash(config: dict) -> str:
-    """Hash of everything but the seed, where the dataset lies and the thread count, so seeds of one
-    config group together, also across machines (the threads are an environment column)."""
-    stripped = {k: v for k, v in config.items() if k not in ("seed", "dataset", "threads")}
+    """Hash of everything but the seed, where the dataset lies, the thread count and whether clips
+    are rendered, so seeds of one config group together, also across machines (the threads are an
+    environment column; rendering is not an experiment setting)."""
+    stripped = {k: v for k, v in config.items() if k not in ("seed", "dataset", "threads", "render_clips")}
     return hashlib.sha256(json.dumps(stripped, sort_keys=True).encode()).hexdigest()[:12]

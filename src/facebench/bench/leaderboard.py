@@ -247,6 +247,11 @@ def render(folder: str | Path = "leaderboards") -> str:
             continue
         dataset = path.stem
         parts += [f"## {dataset}", "", f"![{dataset}]({chart(dataset, rows, folder / f'{dataset}.png').name})", ""]
+        stills = sorted((folder / "stills" / dataset).glob("*.png"))
+        if stills:  # written by `bench` (profile switch render_clips): ground truth beside the model
+            parts += ["What the numbers look like (a test clip, the ground truth beside each model, at its widest mouth opening; "
+                      "the lip opening over time below):", ""]  # fmt: skip
+            parts += [f"**{still.stem}**<br>![{still.stem}](stills/{dataset}/{still.name})" for still in stills] + [""]
         for split, (header, lines, best, footnote) in split_tables(dataset, rows).items():
             parts += [f"### {dataset} / {split}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for i, line in enumerate(lines):

@@ -160,6 +160,22 @@ def lightning_config(config: dict, model: TalkingFaceModule, root: str | None) -
             "data": data, "trainer": config["trainer"]}  # fmt: skip
 
 
+def still_path(leaderboards: Path, dataset: str, model: str, variant: str = "") -> Path:
+    """`leaderboards/stills/<dataset>/<model>[-<variant>].png`: what the leaderboard shows of a model."""
+    return Path(leaderboards) / "stills" / dataset / (model + (f"-{variant}" if variant else "") + ".png")
+
+
+def render_kept(run_dir: Path, root: str | None, clips: int, still: Path | None) -> None:
+    """Videos of a few kept predictions beside their ground truth, and a still for the leaderboard.
+    Outside the metric path: a rendering failure is said in one line and the run goes on."""
+    from facebench.render.animate import render_run
+
+    try:
+        render_run(run_dir, root, size=256, per_split=clips, still=still)
+    except Exception as exc:  # rendering is a view of the results, never a condition of them
+        log.warning("rendering the run's clips failed (%s); the rows are unaffected", exc)
+
+
 def relative(path: str | Path, runs: Path) -> str:
     """A path inside the runs folder, relative to it (rows stay valid when the folder moves)."""
     try:
@@ -202,6 +218,9 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     device = tester.strategy.root_device
     rtf, rtf_clips = real_time_factor(model, data)
     save_predictions(model, data, run_dir / "predictions")
+    if config.get("render_clips"):
+        still = None if leaderboards is None else still_path(leaderboards, data.name, spec.name, variant)
+        render_kept(run_dir, root, int(config["render_clips"]), still)
     encoder = config["model"].get("init_args", {}).get("audio_encoder", {})
     rows = []
     for split, values in metrics.results.items():

@@ -36,14 +36,35 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resampler: str 
         raise DataError(path, "an audio file", "no such file")
     try:
         samples, source_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError
-        raise DataError(path, "a decodable audio file (wav, flac, ogg)", f"an undecodable file ({exc})") from exc
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError: mp3 or m4a, say
+        samples, source_rate = decode_with_ffmpeg(path, exc)
     if samples.shape[0] == 0:
         raise DataError(path, "audio samples", "an empty file (0 samples)")
     mono = samples.mean(axis=1)
     if not np.isfinite(mono).all():
         raise DataError(path, "finite audio samples", "NaN or infinite values")
     return resample(mono, source_rate, sample_rate, resampler)
+
+
+def decode_with_ffmpeg(path: Path, cause: Exception) -> tuple[np.ndarray, int]:
+    """What libsndfile cannot read (mp3, m4a, a video's soundtrack), decoded by the ffmpeg that
+    `imageio-ffmpeg` ships, at the file's own rate (facebench's resampler does the rest)."""
+    import re
+    import subprocess
+
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise DataError(path, "a decodable audio file (wav, flac, ogg; mp3 and m4a need imageio-ffmpeg)", f"an undecodable file ({cause})") from cause
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    probe = subprocess.run([exe, "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    rate = re.search(r"Audio:.*?(\d+) Hz", probe.stderr)
+    if rate is None:
+        raise DataError(path, "a file with an audio stream", "none (ffmpeg found no audio)") from cause
+    decoded = subprocess.run([exe, "-v", "error", "-i", str(path), "-vn", "-f", "f32le", "-ac", "1", "-"], capture_output=True)
+    if decoded.returncode != 0:
+        raise DataError(path, "a decodable audio file", f"an undecodable file ({decoded.stderr.decode(errors='replace').strip()[:200]})") from cause
+    return np.frombuffer(decoded.stdout, dtype=np.float32)[:, None].copy(), int(rate.group(1))
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE, resampler: str = "scipy") -> np.ndarray:

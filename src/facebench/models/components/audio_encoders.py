@@ -73,6 +73,11 @@ class PretrainedSpeechEncoder(AudioEncoder):
     def encode_clip(self, audio: torch.Tensor) -> torch.Tensor:
         return self.model(audio).last_hidden_state
 
+    # Longer inputs (minutes: `facebench animate`) go through the transformer in windows of this many
+    # aligned frames with `WINDOW_CONTEXT` frames of context on each side; the benchmarks' clips are
+    # far shorter and are encoded whole. [ours]
+    WINDOW, WINDOW_CONTEXT = 1200, 150
+
     def encode_aligned(self, audio: torch.Tensor, n_frames: int, audio_per_frame: int) -> torch.Tensor:
         """As FaceFormer: the CNN features are aligned to the mesh frames before the projection and
         the transformer layers, so the transformer runs at the mesh rate (x audio_per_frame)."""
@@ -81,7 +86,14 @@ class PretrainedSpeechEncoder(AudioEncoder):
         projected = model.feature_projection(features)
         hidden = projected[0] if isinstance(projected, tuple) else projected  # wav2vec2 returns a pair
         hidden = model._mask_hidden_states(hidden)  # SpecAugment masking in train mode, as upstream
-        return model.encoder(hidden)[0]
+        if hidden.shape[1] <= self.WINDOW + 2 * self.WINDOW_CONTEXT:
+            return model.encoder(hidden)[0]
+        pieces = []
+        for start in range(0, hidden.shape[1], self.WINDOW):
+            low, high = max(start - self.WINDOW_CONTEXT, 0), min(start + self.WINDOW + self.WINDOW_CONTEXT, hidden.shape[1])
+            encoded = model.encoder(hidden[:, low:high])[0]
+            pieces.append(encoded[:, start - low : start - low + min(self.WINDOW, hidden.shape[1] - start)])
+        return torch.cat(pieces, dim=1)
 
 
 def load_pretrained(model_class, name_or_path: str):

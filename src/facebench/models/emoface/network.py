@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facebench.models.components.audio_encoders import AudioEncoder
+from facebench.models.components.progress import report_frame
 from facebench.models.components.spiral import SpiralConv3D
 from facebench.models.faceformer.network import FaceFormerNetwork
 
@@ -126,4 +127,5 @@ class EmoFaceNetwork(nn.Module):
             fused = self.fuse(None if weights is None else weights[:, t : t + 1], d_e, d_c)
             outputs.append(fused)
             tokens = [net.vertice_map(fused) + start for (net, _, _), start in zip(branches, starts)]
+            report_frame(t)
         return torch.cat(outputs, dim=1)

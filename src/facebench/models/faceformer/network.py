@@ -20,6 +20,7 @@ from facebench.models.components.periodic import (
     alignment_mask,
     periodic_bias_mask,
 )
+from facebench.models.components.progress import report_frame
 
 # transformers 4.6.1 (pinned by the official code) saved weight norm's factors under these names.
 LEGACY_WEIGHT_NORM = {".weight_g": ".parametrizations.weight.original0", ".weight_v": ".parametrizations.weight.original1"}
@@ -216,4 +217,5 @@ class FaceFormerNetwork(nn.Module):
             offset = self.step(token, t, state)
             outputs.append(offset)
             token = self.vertice_map(offset.detach() if detach_feedback else offset) + style
+            report_frame(t)
         return torch.cat(outputs, dim=1)
