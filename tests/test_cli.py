@@ -52,6 +52,10 @@ def smoke_commands(synth_tiny: Path, run: Path, checkpoint: Path, tmp: Path) -> 
         "predict": ["predict", "--config", str(run / "cli.yaml"), "--ckpt_path", str(checkpoint), "--predictions", str(tmp / "p"),
                     *lightning_args(tmp)],
         "synth": ["synth", "--preset", "tiny", "--out", str(tmp / "corpus")],
+        "animate": ["animate", "--run", str(run), "--audio", str(Path(__file__).parent / "data" / "speech.wav"), "--style", "S02",
+                    "--root", str(synth_tiny), "--out", str(tmp / "animations"), "--size", "64"],
+        "render": ["render", "--data", "synth-tiny", "--root", str(synth_tiny), "--clip", "S01_s37", "--out", str(tmp / "clip.mp4"),
+                   "--size", "64", "--renderer", "software"],
     }
 
 
@@ -74,6 +78,7 @@ def test_every_subcommand_runs(short_run, synth_tiny, tmp_path, capsys):
     assert pd.read_csv(tmp_path / "lb" / "synth-tiny.csv").model.tolist() == ["template", "template"]
     assert (tmp_path / "lb" / "README.md").is_file() and (tmp_path / "corpus" / "card.json").is_file()
     assert len(list((tmp_path / "p").rglob("*.npy"))) > 0
+    assert (tmp_path / "animations" / "speech.mp4").is_file() and (tmp_path / "clip.mp4").is_file()
 
 
 @pytest.mark.slow

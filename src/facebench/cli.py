@@ -128,8 +128,8 @@ def command_line_overrides(args: argparse.Namespace) -> dict:
     from facebench.bench.config import deep_merge
 
     devices = int(args.devices) if args.devices is not None and str(args.devices).isdigit() else args.devices
-    trainer = {k: v for k, v in (("accelerator", args.accelerator), ("devices", devices), ("num_nodes", args.num_nodes),
-                                 ("strategy", args.strategy), ("precision", args.precision), ("max_epochs", args.max_epochs)) if v is not None}  # fmt: skip
+    trainer = {k: v for k, v in (("accelerator", args.accelerator), ("devices", devices), ("precision", args.precision),
+                                 ("max_epochs", args.max_epochs)) if v is not None}  # fmt: skip
     overrides: dict = {"trainer": trainer} if trainer else {}
     if args.batch_size is not None:
         overrides["data"] = {"batch_size": args.batch_size}
@@ -284,9 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("run settings (over the profile's; recorded in the run's config and its hash)")
     run.add_argument("--threads", type=int, default=None, help="torch's CPU threads for the run (profile default)")
     run.add_argument("--accelerator", default=None, help="cpu, gpu, auto")
-    run.add_argument("--devices", default=None, help="devices per node (e.g. 2, or auto)")
-    run.add_argument("--num-nodes", type=int, default=None, help="nodes (multi-node DDP)")
-    run.add_argument("--strategy", default=None, help="Lightning strategy, e.g. ddp")
+    run.add_argument("--devices", default=None, help="which device, e.g. 1 or [1] (one device per run: README, 'Scale')")
     run.add_argument("--precision", default=None, help="e.g. 32-true, bf16-mixed")
     run.add_argument("--max-epochs", type=int, default=None, help="epochs of every stage")
     run.add_argument("--batch-size", type=int, default=None, help="training clips per batch")
