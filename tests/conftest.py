@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from facebench.data.presets import BIWI, VOCASET
-from tests.fabricate import write_dataset, write_regions
+from tests.fabricate import write_dataset, write_regions, write_template_mesh
 
 VOCA_SENTENCES = (1, 20, 21, 40)
 
@@ -25,6 +25,7 @@ def vocaset_root(tmp_path_factory):
     masks = {"lips": np.array([1576, 1577, 1577, 3928]), "forehead": np.arange(10, 20), "eye_region": np.arange(30, 45)}
     with open(root / "FLAME_masks.pkl", "wb") as f:
         pickle.dump(masks, f)
+    write_template_mesh(root, "templates/FLAME_sample.ply", VOCASET.n_vertices)
     return root
 
 
@@ -37,6 +38,7 @@ def biwi_root(tmp_path_factory):
     clips |= {"M6_e38": 3}
     root = write_dataset(tmp_path_factory.mktemp("biwi"), clips, BIWI.n_vertices, fps=25, sample_rate=44100)
     write_regions(root, {"lve": [2, 5, 23339], "fdd": list(range(100, 140))})
+    write_template_mesh(root, "templates/BIWI.ply", BIWI.n_vertices)
     return root
 
 

@@ -51,6 +51,17 @@ def strip_faces(n_vertices: int) -> np.ndarray:
     return np.stack([np.arange(n_vertices - 2), np.arange(1, n_vertices - 1), np.arange(2, n_vertices)], 1)
 
 
+def write_template_mesh(root: Path, relative: str, n_vertices: int) -> None:
+    """A template mesh where FaceFormer's and CodeTalker's layouts keep it (`templates/FLAME_sample.ply`,
+    `templates/BIWI.ply`): the faces a mesh-topology model reads."""
+    import trimesh
+
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vertices = np.random.default_rng(0).normal(size=(n_vertices, 3))
+    trimesh.Trimesh(vertices, strip_faces(n_vertices), process=False).export(path)
+
+
 def write_flame_assets(root: Path, n_vertices: int = 5023) -> None:
     """FLAME_masks.pkl with the keys the presets use, and the mesh's faces."""
     masks = {"lips": np.arange(1576, 1600), "forehead": np.arange(10, 30), "eye_region": np.arange(30, 60)}

@@ -70,6 +70,7 @@ def test_rows_and_run_folder(bench_ci, synth_tiny):
     run = out / "runs" / ff.run_dir  # paths relative to the runs folder
     assert (run / "config.yaml").is_file() and (run / "metrics.json").is_file() and (out / "runs" / ff.checkpoint).is_file()
     assert ff.checkpoint.endswith("checkpoints/fit-best.ckpt") and (run / "stages.json").is_file()
+    assert not pd.read_json(run / "stages.json").resumed.any()  # a fresh run, not a continued one
     assert len(list((run / "predictions" / "test_unseen").glob("*_condition_S01.npy"))) == 2
     # The anchors' rows equal the anchors stored with the corpus.
     import json
@@ -217,12 +218,14 @@ def test_lightning_cli_fits_a_model_and_keeps_the_best_checkpoint(synth_tiny, tm
           "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2",
           "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
     assert list(tmp_path.rglob("config.yaml"))
-    (checkpoint,) = tmp_path.rglob("*.ckpt")  # one: the best on validation LVE, as `bench` keeps
+    # the best on validation LVE, as `bench` keeps, and the last one, that a resumed run starts from
+    checkpoints = {path.name: path for path in tmp_path.rglob("*.ckpt")}
+    assert sorted(checkpoints) == ["fit-best.ckpt", "fit-last.ckpt"]
     import torch
 
-    state = torch.load(checkpoint, weights_only=False)
+    state = torch.load(checkpoints["fit-best.ckpt"], weights_only=False)
     (callback,) = [v for k, v in state["callbacks"].items() if k.startswith("ModelCheckpoint")]
-    assert checkpoint.name == "fit-best.ckpt" and callback["monitor"] == "val/lve"
+    assert callback["monitor"] == "val/lve"
 
 
 def test_appends_keep_the_files_mode(tmp_path):

@@ -110,3 +110,63 @@ def test_emoface_runs_end_to_end_on_the_emotional_layouts(dataset, tmp_path):
     assert row["dataset"] == dataset and row["lve"] > 0 and "emotion_accuracy" in row and row["inputs"].endswith("intensity")
     assert list((root / "topology").glob("spirals-*-L9-d1.npy"))  # the mesh's spirals, cached beside the dataset
     assert json.loads((tmp_path / "runs" / row["run_dir"] / "stages.json").read_text())[0]["epochs"] == 1
+
+
+def new_voices(n_speakers: int = 20) -> list:
+    """Takes of the tiny corpus' test sentences by voices no model has heard (speaker indices past
+    the corpus'), built with the corpus' own generator: (audio, emotion) pairs. The 8 test_unseen
+    clips are too few to judge a 5-way classifier; 80 takes are enough."""
+    from facebench.data.synth.generator import SYNTH_PRESETS, TEST_SENTENCES, make_clip, make_speaker
+    from facebench.data.synth.mesh import build_face
+
+    config = SYNTH_PRESETS["tiny"]
+    face = build_face(config.n_vertices)
+    takes = []
+    for index in range(100, 100 + n_speakers):
+        speaker = make_speaker(config, face, index, f"N{index}", seen=False, seed=0)
+        for sentence in range(TEST_SENTENCES[0], TEST_SENTENCES[1] + 1):
+            clip = make_clip(config, face, speaker, index, sentence, seed=0)
+            takes.append((clip.audio, clip.emotion))
+    return takes
+
+
+@pytest.mark.slow
+def test_emoface_learns_and_hears_emotions_of_new_voices(synth_tiny, tmp_path):
+    """After the ci profile, EmoFace's lip error on held-out clips is well below the template's, and
+    its emotion classifier, on takes by voices it never heard, beats chance (balanced accuracy
+    1/5) and always guessing the most frequent emotion (plain accuracy)."""
+    import lightning as L
+    import numpy as np
+
+    from facebench.bench.runner import fit_stages
+    from facebench.data.audio import frames_from_audio, normalize_audio
+    from facebench.data.sequence import ModelInputs
+    from facebench.metrics.callback import MeshMetricsCallback
+
+    config = resolve(model_specs()["emoface"], "synth-tiny", "ci", 0)
+    L.seed_everything(0, verbose=False)
+    data, model = build(config, str(synth_tiny))
+    fit_stages(model, data, config, tmp_path, progress=False)
+    metrics = MeshMetricsCallback()
+    L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[metrics]).test(model, datamodule=data, verbose=False)
+    anchors = json.loads((synth_tiny / "anchors.json").read_text())
+    for split, factor in (("test_seen", 0.6), ("test_unseen", 0.8)):
+        assert metrics.results[split]["lve"] < factor * anchors[split]["template"]["lve"], (split, metrics.results[split]["lve"])
+    model.eval()
+    heard, truth = [], []
+    with torch.no_grad():
+        for audio, emotion in new_voices():
+            n_frames = frames_from_audio(len(audio), data.fps, data.audio_per_frame)
+            inputs = ModelInputs(audio=torch.from_numpy(normalize_audio(audio).astype(np.float32))[None], audio_lengths=torch.tensor([len(audio)]),
+                                 n_frames=torch.tensor([n_frames]), templates=data.clip("test_unseen", 0).template[None],
+                                 style=torch.tensor([-1]), fps=data.fps, conditions={"intensity": torch.tensor([0])})  # fmt: skip
+            heard.append(int(model.predict_emotion(inputs)[0]))
+            truth.append(emotion)
+    heard, truth = np.array(heard), np.array(truth)
+    accuracy = float((heard == truth).mean())
+    balanced = float(np.mean([(heard[truth == e] == e).mean() for e in np.unique(truth)]))
+    majority = float(np.bincount(truth).max() / len(truth))
+    print(f"LVE {metrics.results['test_seen']['lve']:.3g} / {metrics.results['test_unseen']['lve']:.3g} (template "
+          f"{anchors['test_seen']['template']['lve']:.3g} / {anchors['test_unseen']['template']['lve']:.3g}); new voices: "
+          f"accuracy {accuracy:.3f} (majority {majority:.3f}), balanced {balanced:.3f} (chance 0.2), classes {np.bincount(truth).tolist()}")
+    assert balanced > 0.35 and accuracy > majority + 0.1, (accuracy, balanced, majority, np.bincount(truth))

@@ -115,6 +115,19 @@ def test_messages_keep_their_brackets_and_say_where_to_look(tmp_path, monkeypatc
     assert "$FACEBENCH_DATA" in out and "--root" in out
 
 
+def test_a_bench_run_takes_one_device(capsys):
+    from facebench.cli import build_parser, command_line_overrides
+
+    parse = build_parser().parse_args
+    assert command_line_overrides(parse(["bench", "--model", "ff", "--devices", "[1]"]))["trainer"]["devices"] == [1]
+    assert command_line_overrides(parse(["bench", "--model", "ff", "--devices", "1"]))["trainer"]["devices"] == 1
+    for several in ("2", "[0,1]", "auto", "-1"):
+        with pytest.raises(SystemExit):
+            main(["bench", "--model", "template", "--data", "synth-tiny", "--devices", several])
+        out = capsys.readouterr().out
+        assert f"--devices {several}: expected one device" in out and "facebench fit/test" in out, out
+
+
 def test_the_progress_bar_counts_epochs_from_one():
     from types import SimpleNamespace
 
@@ -128,7 +141,8 @@ def test_the_progress_bar_counts_epochs_from_one():
 def test_make_install_is_per_python_environment(tmp_path):
     """A stamp per interpreter prefix: another environment installs again."""
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    ours = subprocess.run(["make", "-n", f"PYTHON={sys.executable}", "install"], cwd=REPO, env=env, capture_output=True, text=True)
+    # -B: ours may be installed already (no recipe to print); its stamp's name is what is compared
+    ours = subprocess.run(["make", "-n", "-B", f"PYTHON={sys.executable}", "install"], cwd=REPO, env=env, capture_output=True, text=True)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     other = subprocess.run(["make", "-n", f"PYTHON={venv / 'bin' / 'python'}", "install"], cwd=REPO, env=env, capture_output=True, text=True)

@@ -114,11 +114,23 @@ def cmd_bench(args: argparse.Namespace) -> None:
     except KeyboardInterrupt as exc:
         kept = current is not None and (current / "config.yaml").is_file()
         where = f"kept {current} (its config and checkpoints so far): continue it with `facebench bench --resume {current}`" if kept else "no run folder was written"
-        console.print(f"interrupted: {len(rows)} rows appended before; {where}", highlight=False, markup=False)
+        console.print(f"interrupted: {len(rows)} rows appended before; {where}", highlight=False, markup=False, soft_wrap=True)  # one line to copy
         sys.exit(143 if isinstance(exc, Interrupted) else 130)
     columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "per", "train_time_s", "rtf", "peak_memory_mb", "params"]
     console.print(metric_table(f"{name} ({profile}, seed {seed}): raw units", rows, columns))
     console.print(f"appended {len(rows)} rows to {leaderboard_path(args.leaderboards, name)}")
+
+
+def one_device(value: str) -> int | list[int]:
+    """`--devices` for a bench run: one device, as a count of 1 or a list naming one index. Rows
+    report one device's cost, and the runner's evaluation and timing assume one process."""
+    import yaml
+
+    parsed = yaml.safe_load(str(value))
+    if parsed == 1 or (isinstance(parsed, list) and len(parsed) == 1 and isinstance(parsed[0], int)):
+        return parsed
+    raise FacebenchError(f"--devices {value}: expected one device (1, or [N] for device N), found "
+                         f"{parsed!r}; several devices go through `facebench fit/test` (README, 'Benchmarking')")
 
 
 def command_line_overrides(args: argparse.Namespace) -> dict:
@@ -127,7 +139,7 @@ def command_line_overrides(args: argparse.Namespace) -> dict:
 
     from facebench.bench.config import deep_merge
 
-    devices = int(args.devices) if args.devices is not None and str(args.devices).isdigit() else args.devices
+    devices = one_device(args.devices) if args.devices is not None else None
     trainer = {k: v for k, v in (("accelerator", args.accelerator), ("devices", devices), ("precision", args.precision),
                                  ("max_epochs", args.max_epochs)) if v is not None}  # fmt: skip
     overrides: dict = {"trainer": trainer} if trainer else {}
@@ -284,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("run settings (over the profile's; recorded in the run's config and its hash)")
     run.add_argument("--threads", type=int, default=None, help="torch's CPU threads for the run (profile default)")
     run.add_argument("--accelerator", default=None, help="cpu, gpu, auto")
-    run.add_argument("--devices", default=None, help="which device, e.g. 1 or [1] (one device per run: README, 'Scale')")
+    run.add_argument("--devices", default=None, help="which device, e.g. 1 or [1] (one device per run: README, 'Benchmarking')")
     run.add_argument("--precision", default=None, help="e.g. 32-true, bf16-mixed")
     run.add_argument("--max-epochs", type=int, default=None, help="epochs of every stage")
     run.add_argument("--batch-size", type=int, default=None, help="training clips per batch")

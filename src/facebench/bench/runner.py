@@ -62,7 +62,7 @@ def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceMo
              "period": preset.period, "audio_per_frame": preset.audio_per_frame}  # fmt: skip
     # Facts only some models take: the dataset's emotion classes and intensity levels.
     accepted = inspect.signature(model_class(config).__init__).parameters
-    facts |= {k: v for k, v in (("n_emotions", data.n_emotions), ("n_levels", data.n_levels)) if k in accepted and v}
+    facts |= {k: v for k, v in (("n_emotions", data.n_emotions), ("n_levels", data.n_levels)) if k in accepted}  # 0: none labelled
     init = {"class_path": config["model"]["class_path"], "init_args": {**config["model"].get("init_args", {}), **facts}}
     model = instantiate_class((), init)
     evaluation = config.get("evaluation", {})
@@ -112,7 +112,8 @@ def fit_stages(model: TalkingFaceModule, data: FaceDataModule, config: dict, run
         trainer = trainer_for(deep_merge(config["trainer"], settings.get("trainer", {})), run_dir, [MeshMetricsCallback(), timer], progress,
                               logger=CSVLogger(run_dir, name="logs", version=stage.name))  # fmt: skip
         last = run_dir / "checkpoints" / f"{stage.name}-last.ckpt"
-        trainer.fit(model, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
+        resumed = last.is_file()  # an interrupted stage continues from its last epoch
+        trainer.fit(model, datamodule=data, ckpt_path=str(last) if resumed else None)
         best = trainer.checkpoint_callback
         if not best.best_model_path:
             raise RuntimeError(f"stage '{stage.name}' saved no checkpoint: was '{stage.monitor}' logged during validation?")
@@ -121,7 +122,7 @@ def fit_stages(model: TalkingFaceModule, data: FaceDataModule, config: dict, run
             "stage": stage.name, "monitor": stage.monitor, "best_score": float(best.best_model_score),
             "checkpoint": best.best_model_path, "epochs": trainer.current_epoch, "batch_size": data.batch_size,
             "frames": data.split_dataset("train").frames * trainer.current_epoch, "lr": model.learning_rate,
-            "train_time_s": timer.train_s, "validation_time_s": timer.validation_s, "resumed": last.is_file(),
+            "train_time_s": timer.train_s, "validation_time_s": timer.validation_s, "resumed": resumed,
         })  # fmt: skip
         progress_file.write_text(json.dumps(records, indent=2))
     data.batch_size = default_batch_size

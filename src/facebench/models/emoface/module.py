@@ -83,14 +83,16 @@ class EmoFace(TalkingFaceModule):
         if first_frame not in FIRST_FRAMES:
             raise ValueError(f"first_frame: expected one of {FIRST_FRAMES}, found {first_frame!r}")
         self.save_hyperparameters()
-        self.n_levels, self.offset_scale, self.first_frame = n_levels, offset_scale, first_frame
+        self.n_levels, self.n_emotions, self.offset_scale, self.first_frame = n_levels, n_emotions, offset_scale, first_frame
+        if n_levels == 0:  # a dataset without intensity labels (VOCASET, BIWI): one level, nothing to declare
+            self.conditions_used = ()
         self.spiral_length, self.spiral_dilation = spiral_length, spiral_dilation
         self.self_growing, self.warmup_fraction, self.first_pass_gradient = self_growing, warmup_fraction, first_pass_gradient
         self.weights = {"self": reconstruction_weight, "cross": cross_weight, "velocity": velocity_weight, "classification": classification_weight}
         if first_frame == "ground_truth":
             self.privileged_inputs = ("first_frame",)
         encoder = lambda spec: build_audio_encoder(**(spec or {"name": "logmel"}))  # noqa: E731
-        self.network = EmoFaceNetwork(encoder(content_encoder), encoder(emotion_encoder), n_vertices, n_styles, n_levels, n_emotions,
+        self.network = EmoFaceNetwork(encoder(content_encoder), encoder(emotion_encoder), n_vertices, n_styles, max(n_levels, 1), max(n_emotions, 1),
                                       feature_dim, period, audio_per_frame, n_heads, n_layers, dropout, fusion, attention_dim,
                                       spiral_length, attention_frames, attention_layers, chunk_frames)  # fmt: skip
 
@@ -108,8 +110,12 @@ class EmoFace(TalkingFaceModule):
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def level_one_hot(self, intensity: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(intensity.clamp(0, self.n_levels - 1), self.n_levels).to(self.dtype)
+    def level_one_hot(self, intensity: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        """The intensity level as a one-hot; level 0 for every clip of a dataset without levels."""
+        levels = max(self.n_levels, 1)
+        if intensity is None:
+            intensity = torch.zeros(batch_size, dtype=torch.long, device=self.device)
+        return F.one_hot(intensity.clamp(0, levels - 1), levels).to(self.dtype)
 
     def to_offsets(self, vertices: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
         return (vertices - templates[:, None]).flatten(2) / self.offset_scale
@@ -138,7 +144,7 @@ class EmoFace(TalkingFaceModule):
         emotion = self.network.encode(target.audio, target.audio_lengths, lengths, "emotion")
         weights = self.network.fusion_weights(content, emotion)
         truth = self.to_offsets(target.vertices, target.templates)
-        style, level = self.style_one_hot(target.style), self.level_one_hot(target.intensity)
+        style, level = self.style_one_hot(target.style), self.level_one_hot(target.intensity, len(target.templates))
         given = truth[:, 0] if self.first_frame == "ground_truth" else None
         inputs = truth
         p_gt = self.ground_truth_probability() if self.training else 1.0
@@ -183,12 +189,14 @@ class EmoFace(TalkingFaceModule):
         content = self.network.encode(inputs.audio, inputs.audio_lengths, inputs.n_frames, "content")
         emotion = self.network.encode(inputs.audio, inputs.audio_lengths, inputs.n_frames, "emotion")
         weights = self.network.fusion_weights(content, emotion)
-        level = self.level_one_hot(inputs.condition("intensity"))
+        level = self.level_one_hot(inputs.condition("intensity") if self.conditions_used else None, len(inputs.templates))
         given = self.to_offsets(inputs.privileged["first_frame"][:, None], inputs.templates)[:, 0] if self.first_frame == "ground_truth" else None
         offsets = self.network.autoregressive(content, emotion, inputs.max_frames, self.style_one_hot(inputs.style), level, weights, given)
         return inputs.templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
 
-    def predict_emotion(self, inputs: ModelInputs) -> torch.Tensor:
-        """The emotion heard, per clip (B,)."""
+    def predict_emotion(self, inputs: ModelInputs) -> torch.Tensor | None:
+        """The emotion heard, per clip (B,); None on a dataset without emotion classes."""
+        if self.n_emotions == 0:
+            return None
         emotion = self.network.encode(inputs.audio, inputs.audio_lengths, inputs.n_frames, "emotion")
         return self.network.classify(emotion, inputs.n_frames).argmax(1)
