@@ -128,6 +128,20 @@ def test_a_bench_run_takes_one_device(capsys):
         assert f"--devices {several}: expected one device" in out and "facebench fit/test" in out, out
 
 
+def test_variants_are_chosen_by_name(capsys):
+    from facebench.bench.config import model_specs
+    from facebench.cli import build_parser, chosen_variants
+
+    parse, dual = build_parser().parse_args, model_specs()["dualtalker"]
+    assert chosen_variants(dual, parse(["bench", "--model", "dual", "--variants", "base,no_dual"])) == ["", "no_dual"]
+    assert chosen_variants(dual, parse(["bench", "--model", "dual"])) == dual.variants  # one model: all by default
+    assert chosen_variants(dual, parse(["bench", "--model", "all"])) == [""]
+    with pytest.raises(SystemExit):
+        main(["bench", "--model", "dual", "--data", "synth-tiny", "--variants", "base,no_such"])
+    out = capsys.readouterr().out
+    assert "--variants base,no_such: expected all, or names among base, no_dual" in out and "found no_such" in out, out
+
+
 def test_the_progress_bar_counts_epochs_from_one():
     from types import SimpleNamespace
 

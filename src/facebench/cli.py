@@ -85,8 +85,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         jobs = [(model_specs()[config["model_name"]], config["variant"])]
         data, profile, seed = config["dataset"], config["profile"], config["seed"]
     else:
-        jobs = [(spec, variant) for spec in resolve_models(args.model, args.data)
-                for variant in (spec.variants if args.variants == "all" or (args.variants is None and args.model != "all") else [""])]  # fmt: skip
+        jobs = [(spec, variant) for spec in resolve_models(args.model, args.data) for variant in chosen_variants(spec, args)]
         data, profile, seed = args.data, args.profile, args.seed
     name = dataset_name(data)
     overrides = command_line_overrides(args)
@@ -119,6 +118,20 @@ def cmd_bench(args: argparse.Namespace) -> None:
     columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "per", "train_time_s", "rtf", "peak_memory_mb", "params"]
     console.print(metric_table(f"{name} ({profile}, seed {seed}): raw units", rows, columns))
     console.print(f"appended {len(rows)} rows to {leaderboard_path(args.leaderboards, name)}")
+
+
+def chosen_variants(spec, args: argparse.Namespace) -> list[str]:
+    """`--variants`: all, base, or a comma-separated list of names (`base` for the model as
+    configured); by default all for one model and the base model for `--model all`."""
+    choice = args.variants or ("base" if args.model == "all" else "all")
+    if choice == "all":
+        return list(spec.variants)
+    names = [name.strip() for name in choice.split(",")]
+    known = ["base", *[v for v in spec.variants if v]]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise FacebenchError(f"--variants {choice}: expected all, or names among {', '.join(known)} for {spec.name}; found {', '.join(unknown)}")
+    return ["" if name == "base" else name for name in names]
 
 
 def one_device(value: str) -> int | list[int]:
@@ -286,8 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="synth", help="dataset preset or folder")
     p.add_argument("--profile", default="quick", choices=["ci", "quick", "full"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variants", choices=["all", "base"], default=None,
-                   help="ablation variants too (default: all for one model, base for --model all)")
+    p.add_argument("--variants", default=None,
+                   help="all, base, or variant names, comma-separated (e.g. base,no_dual); default: all for one model, base for --model all")
     p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
     p.add_argument("--leaderboards", default="leaderboards", help="folder of the leaderboard CSVs")
     p.add_argument("--runs", default="runs", help="folder of run folders (config, checkpoints, predictions)")
