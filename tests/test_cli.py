@@ -135,3 +135,13 @@ def test_a_bench_config_passed_to_the_lightning_cli_is_named(short_run, capsys):
         assert "older version" in capsys.readouterr().out
     finally:
         (run / "old.yaml").rename(run / "cli.yaml")
+
+
+def test_argument_errors_come_before_the_training_stack_loads():
+    """A mistyped model or dataset is answered without importing Lightning (seconds, not tens)."""
+    code = ("import sys\nfrom facebench.cli import main\n"
+            "for argv in (['bench', '--model', 'nope'], ['bench', '--model', 'ff', '--data', 'nope']):\n"
+            "    try:\n        main(argv)\n    except SystemExit as exc:\n        assert exc.code == 2\n"
+            "print('lightning loaded' if 'lightning' in sys.modules else 'lightning not loaded')")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "error: model 'nope'" in result.stdout and "lightning not loaded" in result.stdout, result.stdout + result.stderr

@@ -11,6 +11,7 @@ metric (the model's `configure_callbacks`); multi-stage models train all their s
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import yaml
@@ -75,5 +76,5 @@ def run_lightning_cli(args: list[str]) -> FacebenchCLI:
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"callbacks": [MeshMetricsCallback(stored_lip_reader=True)], "num_sanity_val_steps": 0},
-        args=args,
+        args=None if args == sys.argv[1:] else args,  # from the shell Lightning reads sys.argv itself (both: a warning)
     )
