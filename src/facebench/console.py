@@ -32,17 +32,11 @@ def configure_logging(verbose: bool = False) -> None:
     import logging
     import warnings
 
-    root = logging.getLogger()
-    before = list(root.handlers)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Lightning gives its loggers INFO and a handler of its own when it is imported, which happens
+    # later (and only for commands that train): nothing below WARNING is emitted, wherever it is set,
+    # without importing Lightning here, so a command's argument errors come before it loads.
+    logging.disable(logging.NOTSET if verbose else logging.INFO)
     if verbose:
         return
-    # Lightning sets its loggers to INFO when it is imported (later, and only by commands that train):
-    # their records propagate to the handler made here, which keeps warnings only. Lightning is not
-    # imported for this, so a command's argument errors come before the training stack loads.
-    for handler in root.handlers:
-        if handler not in before:
-            handler.setLevel(logging.WARNING)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # where it was imported already
-        logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*(LeafSpec|does not have many workers|litlogger|litmodels|exists and is not empty).*")
