@@ -28,13 +28,14 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, nargs="+", default=[0, 64], help="chunk_frames to try (0: none)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    face = build_face(args.vertices)
+    face = build_face(args.vertices)  # a procedural face of about that many vertices
+    n_vertices = len(face.vertices)
     with tempfile.TemporaryDirectory() as cache:
         spirals = torch.as_tensor(MeshTopology(face.faces, face.vertices, Path(cache)).spirals(9, 1))
-    print(f"Mesh Attention, {args.vertices} vertices x {args.frames} frames, attention_dim {args.dim}, 2 layers, L = 9, δ = 4, on {device}")
+    print(f"Mesh Attention, {n_vertices} vertices x {args.frames} frames, attention_dim {args.dim}, 2 layers, L = 9, δ = 4, on {device}")
     for chunk in args.chunks:
         torch.manual_seed(0)
-        attention = MeshAttention(1024, 1024, args.vertices, args.dim, 9, 4, 2, chunk or None).to(device)
+        attention = MeshAttention(1024, 1024, n_vertices, args.dim, 9, 4, 2, chunk or None).to(device)
         attention.set_spirals(spirals.to(device))
         content, emotion = (torch.randn(1, args.frames, 1024, device=device) for _ in range(2))
         with PeakMemory() as peak:
