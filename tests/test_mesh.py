@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from facebench.errors import DataError
-from facebench.mesh import MeshTopology, cached_spirals, ordered_rings, read_faces, spirals
-from facebench.models.components.spiral import SpiralConv, SpiralConv3D
+from facebench.mesh import MeshTopology, cached_spirals, decimate, ordered_rings, pyramid, read_faces, spirals
+from facebench.models.components.spiral import SpiralConv, SpiralConv3D, downsample, upsample
 
 
 def grid(n: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -46,6 +46,50 @@ def test_spirals_are_cached_beside_the_dataset(tmp_path):
     (cached,) = (tmp_path / "topology").glob("spirals-*-L9-d1.npy")
     np.save(cached, np.zeros_like(first))  # a changed cache file is what the next call returns: read, not recomputed
     assert (cached_spirals(tmp_path, faces, vertices, 9) == 0).all()
+
+
+def test_pyramid_keeps_original_vertices_and_upsamples_barycentrically():
+    """Decimation by 4 twice on a 30 x 30 grid: each level keeps about a quarter of the previous
+    one's vertices (original vertices, at their places), its faces are proper triangles over them,
+    and up-sampling reproduces any linear field exactly inside the coarse surface (a barycentric
+    combination of one coarse triangle), kept vertices as themselves."""
+    faces, vertices = grid(30)
+    levels = pyramid(faces, vertices, (4, 4))
+    fine = vertices
+    for level in levels:
+        assert len(fine) / 6 < len(level.kept) < len(fine) / 3 and (np.diff(level.kept) > 0).all()
+        assert level.faces.min() == 0 and level.faces.max() == len(level.kept) - 1 and len(np.unique(np.sort(level.faces, 1), axis=0)) == len(level.faces)
+        assert level.up_index.shape == level.up_weight.shape == (len(fine), 3) and np.allclose(level.up_weight.sum(1), 1) and (level.up_weight >= 0).all()
+        np.testing.assert_array_equal(level.up_index[level.kept, 0], np.arange(len(level.kept)))
+        field = fine @ np.array([0.3, -1.2, 0.7]) + 0.5
+        coarse = field[level.kept]
+        upsampled = (coarse[level.up_index] * level.up_weight).sum(1)
+        # The coarse surface covers the grid's interior; the border may be cut (borders are not preserved).
+        low, high = fine[:, :2].min(0), fine[:, :2].max(0)
+        interior = ((fine[:, :2] > low + 2) & (fine[:, :2] < high - 2)).all(1)
+        assert interior.sum() > 0.5 * len(fine)
+        np.testing.assert_allclose(upsampled[interior], field[interior], atol=1e-5)
+        # The torch gathers give the same values, vertex-first with trailing dimensions.
+        x = torch.from_numpy(np.stack([field, 2 * field], 1)).float()[:, None]  # (V, 1, 2)
+        down = downsample(x, torch.from_numpy(level.kept))
+        up = upsample(down, torch.from_numpy(level.up_index), torch.from_numpy(level.up_weight))
+        assert up.shape == x.shape and torch.allclose(up[..., 0, 0], torch.from_numpy(upsampled).float(), atol=1e-5)
+        fine = fine[level.kept]
+    assert all((a.kept == b.kept).all() and (a.up_weight == b.up_weight).all() for a, b in zip(levels, pyramid(faces, vertices, (4, 4))))  # deterministic
+    with pytest.raises(ValueError, match="factor: expected an integer of at least 2"):
+        decimate(faces, vertices, 1)
+
+
+def test_pyramid_is_cached_beside_the_dataset(tmp_path):
+    faces, vertices = grid(12)
+    np.save(tmp_path / "faces.npy", faces)
+    levels = MeshTopology.read(tmp_path, vertices).pyramid((2,))
+    (cached,) = (tmp_path / "topology").glob("pyramid-*-2.npz")
+    again = MeshTopology.read(tmp_path, vertices).pyramid((2,))
+    assert all(np.array_equal(getattr(levels[0], f), getattr(again[0], f)) for f in ("kept", "faces", "up_index", "up_weight"))
+    cached.write_bytes(b"")  # a broken cache file is an error that names it, not a silent recompute
+    with pytest.raises(DataError, match="pyramid-"):
+        MeshTopology.read(tmp_path, vertices).pyramid((2,))
 
 
 def test_faces_are_read_from_a_template_mesh(tmp_path):

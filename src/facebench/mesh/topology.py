@@ -120,15 +120,21 @@ def cached_spirals(root: str | Path, faces: np.ndarray, vertices: np.ndarray, le
     if path.is_file():
         return np.load(path)
     result = spirals(faces, vertices, length, dilation)
+    store_atomically(path, lambda f: np.save(f, result))
+    return result
+
+
+def store_atomically(path: Path, write) -> None:
+    """A cache file written whole or not at all: `write(file)` into a temporary file beside `path`,
+    renamed into place. A read-only dataset folder is no error: the cache is computed again."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
         with os.fdopen(fd, "wb") as f:
-            np.save(f, result)
+            write(f)
         os.replace(tmp, path)
-    except OSError:  # a read-only dataset folder: computed again next time
+    except OSError:
         pass
-    return result
 
 
 @dataclass(frozen=True)
@@ -146,3 +152,9 @@ class MeshTopology:
 
     def spirals(self, length: int, dilation: int = 1) -> np.ndarray:
         return cached_spirals(self.cache_root, self.faces, self.vertices, length, dilation)
+
+    def pyramid(self, factors: tuple[int, ...]) -> list:
+        """Down- and up-sampling levels (facebench.mesh.sampling), cached like the spirals."""
+        from facebench.mesh.sampling import cached_pyramid  # sampling imports this module
+
+        return cached_pyramid(self.cache_root, self.faces, self.vertices, tuple(factors))

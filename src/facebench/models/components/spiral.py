@@ -3,6 +3,10 @@ of its spiral sequence (facebench.mesh.topology); `SpiralConv3D` (EmoFace) also 
 vertices in the past frames. The index buffers are filled from the dataset's topology
 (`set_spirals`) and saved with the model; the runtime is plain PyTorch.
 
+Between the levels of a mesh pyramid (facebench.mesh.sampling), `downsample` keeps a subset of
+the vertices and `upsample` gives each finer vertex a weighted sum of three coarser ones: both are
+gathers over the same vertex-first layout.
+
 Tensors are vertex-first, (V, ..., C), and the map is computed one spiral position at a time: a
 linear map of the gathered features, W · [x_s1, ..., x_sL], is the sum over positions l of
 W_l · x_sl, and W_l · x_sl is row s_l of the projection x · W_l. So each position costs one matmul
@@ -75,3 +79,15 @@ class SpiralConv3D(SpiralConv):
             else:
                 outputs.append(self._convolve(chunk))
         return torch.cat(outputs, dim=2)
+
+
+def downsample(x: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """(V_fine, ...) -> (V_coarse, ...): the kept vertices' rows (a level's `kept`)."""
+    return x.index_select(0, kept)
+
+
+def upsample(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(V_coarse, ...) -> (V_fine, ...): each fine vertex as its three coarse vertices' rows,
+    weighted (a level's `up_index`, `up_weight`, each (V_fine, 3))."""
+    weight = weight.to(x.dtype).reshape(*weight.shape, *([1] * (x.dim() - 1)))
+    return sum(x.index_select(0, index[:, k]) * weight[:, k] for k in range(index.shape[1]))
