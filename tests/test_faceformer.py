@@ -90,13 +90,10 @@ def test_decoder_is_torchs_decoder_with_official_shape():
     assert layer.activation is torch.nn.functional.relu or layer.activation_relu_or_gelu == 1
 
 
-def official_checkpoint_shapes(encoder: dict, n_vertices: int, n_styles: int, d: int, period: int) -> dict[str, tuple]:
-    """Keys and shapes of `Faceformer.state_dict()` as the official code saves it (EvelynFan/FaceFormer
-    @ dfaea81, `faceformer.py`, `torch.save(model.state_dict())` in `main.py`), written out here from
-    the official module definitions, not derived from facebench's model: the audio encoder is
-    transformers 4.6.1's Wav2Vec2Model (group-norm feature extractor, weight-normed positional
-    convolution saved as weight_g / weight_v, masked_spec_embed always built), `PPE.pe` a persistent
-    buffer tiled to max_seq_len 600, the decoder torch's TransformerDecoderLayer."""
+def official_wav2vec2_shapes(encoder: dict) -> dict[str, tuple]:
+    """The audio encoder's keys in FaceFormer's and CodeTalker's official checkpoints: transformers
+    4.6.1's Wav2Vec2Model at `audio_encoder.*` (group-norm feature extractor, weight-normed
+    positional convolution saved as weight_g / weight_v, masked_spec_embed always built)."""
     h, inner, layers = encoder["hidden_size"], encoder["intermediate_size"], encoder["num_hidden_layers"]
     conv, kernels = encoder["conv_dim"], (10, 3, 3, 3, 3, 2, 2)  # the wav2vec2-base kernel widths
     k, groups = encoder["num_conv_pos_embeddings"], encoder["num_conv_pos_embedding_groups"]
@@ -119,15 +116,35 @@ def official_checkpoint_shapes(encoder: dict, n_vertices: int, n_styles: int, d:
                    f"{layer}feed_forward.intermediate_dense.weight": (inner, h), f"{layer}feed_forward.intermediate_dense.bias": (inner,),
                    f"{layer}feed_forward.output_dense.weight": (h, inner), f"{layer}feed_forward.output_dense.bias": (h,),
                    f"{layer}final_layer_norm.weight": (h,), f"{layer}final_layer_norm.bias": (h,)}  # fmt: skip
+    return shapes
+
+
+def official_checkpoint_shapes(encoder: dict, n_vertices: int, n_styles: int, d: int, period: int) -> dict[str, tuple]:
+    """Keys and shapes of `Faceformer.state_dict()` as the official code saves it (EvelynFan/FaceFormer
+    @ dfaea81, `faceformer.py`, `torch.save(model.state_dict())` in `main.py`), written out here from
+    the official module definitions, not derived from facebench's model: the audio encoder as
+    `official_wav2vec2_shapes`, `PPE.pe` a persistent buffer tiled to max_seq_len 600, the decoder
+    torch's TransformerDecoderLayer."""
+    h = encoder["hidden_size"]
+    shapes = official_wav2vec2_shapes(encoder)
     shapes |= {"audio_feature_map.weight": (d, h), "audio_feature_map.bias": (d,), "vertice_map.weight": (d, 3 * n_vertices),
                "vertice_map.bias": (d,), "PPE.pe": (1, (600 // period + 1) * period, d)}  # fmt: skip
-    decoder = "transformer_decoder.layers.0."
-    for attention in ("self_attn", "multihead_attn"):
-        shapes |= {f"{decoder}{attention}.in_proj_weight": (3 * d, d), f"{decoder}{attention}.in_proj_bias": (3 * d,),
-                   f"{decoder}{attention}.out_proj.weight": (d, d), f"{decoder}{attention}.out_proj.bias": (d,)}  # fmt: skip
-    shapes |= {f"{decoder}linear1.weight": (2 * d, d), f"{decoder}linear1.bias": (2 * d,), f"{decoder}linear2.weight": (d, 2 * d),
-               f"{decoder}linear2.bias": (d,), **{f"{decoder}norm{i}.{p}": (d,) for i in (1, 2, 3) for p in ("weight", "bias")},
-               "vertice_map_r.weight": (3 * n_vertices, d), "vertice_map_r.bias": (3 * n_vertices,), "obj_vector.weight": (d, n_styles)}  # fmt: skip
+    shapes |= official_decoder_shapes(d, 1)
+    shapes |= {"vertice_map_r.weight": (3 * n_vertices, d), "vertice_map_r.bias": (3 * n_vertices,), "obj_vector.weight": (d, n_styles)}
+    return shapes
+
+
+def official_decoder_shapes(d: int, layers: int) -> dict[str, tuple]:
+    """torch's TransformerDecoder of `layers` TransformerDecoderLayer(d, feedforward 2d), as both
+    official codes build it."""
+    shapes = {}
+    for n in range(layers):
+        decoder = f"transformer_decoder.layers.{n}."
+        for attention in ("self_attn", "multihead_attn"):
+            shapes |= {f"{decoder}{attention}.in_proj_weight": (3 * d, d), f"{decoder}{attention}.in_proj_bias": (3 * d,),
+                       f"{decoder}{attention}.out_proj.weight": (d, d), f"{decoder}{attention}.out_proj.bias": (d,)}  # fmt: skip
+        shapes |= {f"{decoder}linear1.weight": (2 * d, d), f"{decoder}linear1.bias": (2 * d,), f"{decoder}linear2.weight": (d, 2 * d),
+                   f"{decoder}linear2.bias": (d,), **{f"{decoder}norm{i}.{p}": (d,) for i in (1, 2, 3) for p in ("weight", "bias")}}  # fmt: skip
     return shapes
 
 

@@ -116,45 +116,10 @@ class FaceFormerNetwork(nn.Module):
         self.obj_vector = nn.Linear(n_styles, feature_dim, bias=False)
 
     def load_official_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Weights saved by the official code (EvelynFan/FaceFormer `main.py`, `model.state_dict()`).
-
-        Its audio encoder is a Wav2Vec2Model subclass stored at `audio_encoder.*` (ours wraps it at
-        `audio_encoder.model.*`) and was saved with transformers 4.6.1, whose weight-normed
-        positional convolution stores `weight_g` / `weight_v` (today `parametrizations.weight.
-        original0` / `original1`); its periodic encoding table `PPE.pe` is a saved buffer (ours is
-        derived: checked against it, not loaded). Any other difference is an error naming the keys.
-        """
-        own = self.state_dict()
-        renamed = {}
-        for key, value in state_dict.items():
-            if key == "PPE.pe":
-                self._check_official_encoding(value)
-                continue
-            if key.startswith("audio_encoder."):
-                key = "audio_encoder.model." + key[len("audio_encoder.") :]
-            for legacy, current in LEGACY_WEIGHT_NORM.items():
-                if key.endswith(legacy) and key not in own:
-                    key = key[: -len(legacy)] + current
-            renamed[key] = value
-        # transformers builds masked_spec_embed only when SpecAugment masking is configured; 4.6.1 always did.
-        if "audio_encoder.model.masked_spec_embed" not in own:
-            renamed.pop("audio_encoder.model.masked_spec_embed", None)
-        missing, unexpected = sorted(set(own) - set(renamed)), sorted(set(renamed) - set(own))
-        if missing or unexpected:
-            raise FacebenchError(f"official FaceFormer checkpoint: expected the official keys of this configuration, "
-                                 f"found missing {missing[:5]} and unexpected {unexpected[:5]}")  # fmt: skip
-        wrong = [k for k, v in renamed.items() if tuple(v.shape) != tuple(own[k].shape)]
-        if wrong:
-            raise FacebenchError(f"official FaceFormer checkpoint: expected shapes {[tuple(own[k].shape) for k in wrong[:3]]} "
-                                 f"for {wrong[:3]}, found {[tuple(renamed[k].shape) for k in wrong[:3]]}")  # fmt: skip
-        self.load_state_dict(renamed, strict=True)
-
-    def _check_official_encoding(self, table: torch.Tensor) -> None:
-        """The official table is (1, max_len, d), sinusoids of the period tiled; ours is one period."""
-        ours = self.PPE.pe
-        if table.ndim != 3 or table.shape[2] != ours.shape[1] or table.shape[1] < len(ours) or not torch.allclose(table[0, : len(ours)].to(ours), ours, atol=1e-6):
-            raise FacebenchError(f"official FaceFormer checkpoint: expected PPE.pe tiling a period of {self.period} frames at "
-                                 f"d={ours.shape[1]} (the dataset's period and feature_dim), found a table of shape {tuple(table.shape)} that differs")  # fmt: skip
+        """Weights saved by the official code (EvelynFan/FaceFormer `main.py`, `model.state_dict()`),
+        through `load_official_weights`; its periodic encoding table `PPE.pe` is a saved buffer
+        (ours is derived: checked against it, not loaded)."""
+        load_official_weights(self, state_dict, "FaceFormer", {"PPE.pe": lambda table: check_periodic_table(self.PPE, table, "FaceFormer")})
 
     def encode_audio(self, audio, audio_lengths, frame_lengths) -> torch.Tensor:
         """(B, T * audio_per_frame, feature_dim)."""
@@ -219,3 +184,50 @@ class FaceFormerNetwork(nn.Module):
             token = self.vertice_map(offset.detach() if detach_feedback else offset) + style
             report_frame(t)
         return torch.cat(outputs, dim=1)
+
+
+def official_key(key: str, own: dict) -> str:
+    """An official checkpoint's key in our naming: the official audio encoder is a Wav2Vec2Model
+    subclass stored at `audio_encoder.*` (ours wraps it at `audio_encoder.model.*`), saved with
+    transformers 4.6.1, whose weight-normed positional convolution stores `weight_g` / `weight_v`
+    (today `parametrizations.weight.original0` / `original1`)."""
+    if key.startswith("audio_encoder."):
+        key = "audio_encoder.model." + key[len("audio_encoder.") :]
+    for legacy, current in LEGACY_WEIGHT_NORM.items():
+        if key.endswith(legacy) and key not in own:
+            key = key[: -len(legacy)] + current
+    return key
+
+
+def load_official_weights(module: nn.Module, state_dict: dict[str, torch.Tensor], model: str, derived: dict | None = None) -> None:
+    """An official checkpoint into `module`, renamed by `official_key`. Keys in `derived` are
+    buffers ours computes: each is passed to its check instead of being loaded. Any other
+    difference (a missing, unexpected or differently shaped key) is an error naming the keys."""
+    derived = derived or {}
+    own = module.state_dict()
+    renamed = {}
+    for key, value in state_dict.items():
+        if key in derived:
+            derived[key](value)
+            continue
+        renamed[official_key(key, own)] = value
+    # transformers builds masked_spec_embed only when SpecAugment masking is configured; 4.6.1 always did.
+    if "audio_encoder.model.masked_spec_embed" not in own:
+        renamed.pop("audio_encoder.model.masked_spec_embed", None)
+    missing, unexpected = sorted(set(own) - set(renamed)), sorted(set(renamed) - set(own))
+    if missing or unexpected:
+        raise FacebenchError(f"official {model} checkpoint: expected the official keys of this configuration, "
+                             f"found missing {missing[:5]} and unexpected {unexpected[:5]}")  # fmt: skip
+    wrong = [k for k, v in renamed.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise FacebenchError(f"official {model} checkpoint: expected shapes {[tuple(own[k].shape) for k in wrong[:3]]} "
+                             f"for {wrong[:3]}, found {[tuple(renamed[k].shape) for k in wrong[:3]]}")  # fmt: skip
+    module.load_state_dict(renamed, strict=True)
+
+
+def check_periodic_table(encoding: PeriodicPositionalEncoding, table: torch.Tensor, model: str) -> None:
+    """The official table is (1, max_len, d), sinusoids of the period tiled; ours is one period."""
+    ours = encoding.pe
+    if table.ndim != 3 or table.shape[2] != ours.shape[1] or table.shape[1] < len(ours) or not torch.allclose(table[0, : len(ours)].to(ours), ours, atol=1e-6):
+        raise FacebenchError(f"official {model} checkpoint: expected PPE.pe tiling a period of {encoding.period} frames at "
+                             f"d={ours.shape[1]} (the dataset's period and feature_dim), found a table of shape {tuple(table.shape)} that differs")  # fmt: skip
