@@ -9,8 +9,8 @@ from facebench.bench.config import model_specs, resolve, resolve_models
 from facebench.bench.runner import build, fit_stages
 from facebench.data.sequence import IGNORE_INDEX, collate
 from facebench.lipreading.ctc import edit_distance, greedy_decode, phoneme_error_rate, phoneme_targets
-from facebench.metrics.callback import MeshMetricsCallback
 from facebench.models.dualtalker.network import consistency_loss
+from tests.learning import assert_beats_template, trained_and_tested
 
 
 def test_edit_distance_and_per():
@@ -57,18 +57,8 @@ def test_config_extends_faceformer_and_registers_ablations():
 def test_dualtalker_learns_and_reads_lips(synth_tiny, tmp_path):
     (spec,) = resolve_models("dual", "synth-tiny")
     config = resolve(spec, "synth-tiny", "ci", 0, "ctc")  # with the phoneme head, to check its reader reads
-    import lightning as L
-
-    L.seed_everything(0, verbose=False)
-    data, model = build(config, str(synth_tiny))
-    fit_stages(model, data, config, tmp_path, progress=False)
-    metrics = MeshMetricsCallback()
-    L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[metrics]).test(model, datamodule=data, verbose=False)
-    import json
-
-    anchors = json.loads((synth_tiny / "anchors.json").read_text())
-    for split, factor in (("test_seen", 0.6), ("test_unseen", 0.8)):
-        assert metrics.results[split]["lve"] < factor * anchors[split]["template"]["lve"], split
+    data, model, results = trained_and_tested(config, synth_tiny, tmp_path)
+    assert_beats_template(results, synth_tiny)
     # The lip reader, on ground-truth motion of held-out clips, against always guessing the most
     # frequent phoneme once per clip (the best constant decoding).
     model.eval()

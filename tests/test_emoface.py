@@ -13,6 +13,7 @@ from facebench.bench.runner import build, run_one
 from facebench.data.datamodule import PairedClips, paired_collate
 from facebench.data.sequence import collate
 from tests.fabricate import write_mead3d, write_ravdess
+from tests.learning import assert_beats_template, template_lve, trained_and_tested
 
 
 @pytest.fixture(scope="module")
@@ -135,23 +136,14 @@ def test_emoface_learns_and_hears_emotions_of_new_voices(synth_tiny, tmp_path):
     """After the ci profile, EmoFace's lip error on held-out clips is well below the template's, and
     its emotion classifier, on takes by voices it never heard, beats chance (balanced accuracy
     1/5) and always guessing the most frequent emotion (plain accuracy)."""
-    import lightning as L
     import numpy as np
 
-    from facebench.bench.runner import fit_stages
     from facebench.data.audio import frames_from_audio, normalize_audio
     from facebench.data.sequence import ModelInputs
-    from facebench.metrics.callback import MeshMetricsCallback
 
     config = resolve(model_specs()["emoface"], "synth-tiny", "ci", 0)
-    L.seed_everything(0, verbose=False)
-    data, model = build(config, str(synth_tiny))
-    fit_stages(model, data, config, tmp_path, progress=False)
-    metrics = MeshMetricsCallback()
-    L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[metrics]).test(model, datamodule=data, verbose=False)
-    anchors = json.loads((synth_tiny / "anchors.json").read_text())
-    for split, factor in (("test_seen", 0.6), ("test_unseen", 0.8)):
-        assert metrics.results[split]["lve"] < factor * anchors[split]["template"]["lve"], (split, metrics.results[split]["lve"])
+    data, model, results = trained_and_tested(config, synth_tiny, tmp_path)
+    assert_beats_template(results, synth_tiny)
     model.eval()
     heard, truth = [], []
     with torch.no_grad():
@@ -166,7 +158,8 @@ def test_emoface_learns_and_hears_emotions_of_new_voices(synth_tiny, tmp_path):
     accuracy = float((heard == truth).mean())
     balanced = float(np.mean([(heard[truth == e] == e).mean() for e in np.unique(truth)]))
     majority = float(np.bincount(truth).max() / len(truth))
-    print(f"LVE {metrics.results['test_seen']['lve']:.3g} / {metrics.results['test_unseen']['lve']:.3g} (template "
-          f"{anchors['test_seen']['template']['lve']:.3g} / {anchors['test_unseen']['template']['lve']:.3g}); new voices: "
+    template = template_lve(synth_tiny)
+    print(f"LVE {results['test_seen']['lve']:.3g} / {results['test_unseen']['lve']:.3g} (template "
+          f"{template['test_seen']:.3g} / {template['test_unseen']:.3g}); new voices: "
           f"accuracy {accuracy:.3f} (majority {majority:.3f}), balanced {balanced:.3f} (chance 0.2), classes {np.bincount(truth).tolist()}")
     assert balanced > 0.35 and accuracy > majority + 0.1, (accuracy, balanced, majority, np.bincount(truth))
