@@ -55,8 +55,8 @@ def survivors(collapses: np.ndarray, n_vertices: int) -> np.ndarray:
 
 def decimate(faces: np.ndarray, vertices: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """About 1/factor of the vertices, kept by quadric-error collapses: (kept indices, sorted;
-    faces over them, degenerate and repeated triangles dropped; for every vertex, the kept one it
-    merged into, or the nearest kept one by distance for a vertex on no face)."""
+    faces over them, degenerate and repeated triangles dropped; for every vertex, the coarse index
+    of the kept one it merged into, or of the nearest kept one by distance for a vertex on no face)."""
     import fast_simplification
 
     if factor < 2:
@@ -80,7 +80,7 @@ def decimate(faces: np.ndarray, vertices: np.ndarray, factor: int) -> tuple[np.n
     local[kept] = np.arange(len(kept))
     coarse = local[coarse]
     _, first = np.unique(np.sort(coarse, axis=1), axis=0, return_index=True)
-    return kept, coarse[np.sort(first)], root
+    return kept, coarse[np.sort(first)], local[root]
 
 
 def barycentric_upsampling(fine: np.ndarray, coarse: np.ndarray, coarse_faces: np.ndarray, nearest_coarse: np.ndarray):
@@ -120,10 +120,8 @@ def pyramid(faces: np.ndarray, vertices: np.ndarray, factors: tuple[int, ...]) -
     """Levels of successive decimation by `factors` (e.g. (4, 4) as COMA's), finest first."""
     levels = []
     for factor in factors:
-        kept, coarse_faces, root = decimate(faces, vertices, factor)
-        local = np.full(len(vertices), -1, dtype=np.int64)
-        local[kept] = np.arange(len(kept))
-        index, weight = barycentric_upsampling(vertices, vertices[kept], coarse_faces, local[root])
+        kept, coarse_faces, merged_into = decimate(faces, vertices, factor)
+        index, weight = barycentric_upsampling(vertices, vertices[kept], coarse_faces, merged_into)
         index[kept], weight[kept] = np.stack([np.arange(len(kept))] * 3, 1), np.array([1.0, 0.0, 0.0], dtype=np.float32)
         levels.append(Level(kept, coarse_faces, index, weight))
         faces, vertices = coarse_faces, vertices[kept]

@@ -57,6 +57,9 @@ class TalkingFaceModule(L.LightningModule):
     conditions_used: tuple[str, ...] = ()
     # Privileged inputs, for anchors only (the oracle); their rows say so.
     privileged_inputs: tuple[str, ...] = ()
+    # Dataset units per network unit of vertex offsets; models that rescale set it from their
+    # `offset_scale` argument (FaceFormer's card, "[ours] choices of the CPU profiles").
+    offset_scale: float = 1.0
 
     def __init__(self, n_vertices: int, n_styles: int, fps: float = 30, period: int = 30, audio_per_frame: int = 1, lr: float = 1e-4):
         super().__init__()
@@ -79,6 +82,16 @@ class TalkingFaceModule(L.LightningModule):
         """The emotion class each clip's audio is heard as (B,), for models that classify it (the
         metrics callback scores it as `emotion_accuracy`); None for the others."""
         return None
+
+    # -- offsets --------------------------------------------------------------------------------
+
+    def target_offsets(self, batch: Batch) -> torch.Tensor:
+        """Ground-truth offsets from the template in network units, (B, T, V*3)."""
+        return (batch.vertices - batch.templates[:, None]).flatten(2) / self.offset_scale
+
+    def vertices_from_offsets(self, templates: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Network-unit offsets (B, T, V*3) on the templates (B, V, 3): vertices (B, T, V, 3) in dataset units."""
+        return templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
 
     # -- stages ---------------------------------------------------------------------------------
 

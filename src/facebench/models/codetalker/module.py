@@ -117,10 +117,6 @@ class CodeTalker(TalkingFaceModule):
 
     # -- losses ---------------------------------------------------------------------------------
 
-    def target_offsets(self, batch: Batch) -> torch.Tensor:
-        """Ground-truth offsets from the template in network units, (B, T, V*3)."""
-        return (batch.vertices - batch.templates[:, None]).flatten(2) / self.offset_scale
-
     def reconstruction_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Stage 1: L1 reconstruction (dataset units) + quantisation loss, clip by clip at each
         clip's length, averaged over clips; the codebook's perplexity is logged."""
@@ -168,4 +164,4 @@ class CodeTalker(TalkingFaceModule):
         features = self.network.encode_audio(inputs.audio, inputs.audio_lengths, inputs.n_frames)
         predicted = self.network.autoregressive(features, inputs.max_frames, inputs.style)
         offsets = self.network.decode_features(predicted, inputs.n_frames.tolist())
-        return inputs.templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
+        return self.vertices_from_offsets(inputs.templates, offsets)

@@ -23,11 +23,7 @@ from torch import nn
 
 from facebench.errors import FacebenchError
 from facebench.models.components.audio_encoders import AudioEncoder
-from facebench.models.components.periodic import (
-    PeriodicPositionalEncoding,
-    alignment_mask,
-    periodic_bias_mask,
-)
+from facebench.models.components.periodic import PeriodicPositionalEncoding, decoder_masks
 from facebench.models.components.progress import report_frame
 from facebench.models.faceformer.network import (
     IncrementalDecoder,
@@ -293,9 +289,7 @@ class CodeTalkerNetwork(nn.Module):
         """Predicted (unquantised) features (B, T, H, C) from the ground truth's previous frames (B, T, V*3)."""
         previous = torch.cat([torch.zeros_like(offsets[:, :1]), offsets[:, :-1]], dim=1)
         tokens = self.PPE(self.vertice_map(previous) + self.style(style))
-        n = tokens.shape[1]
-        bias = periodic_bias_mask(self.n_heads, n, self.period).to(tokens.device)
-        blocked = alignment_mask(n, audio_features.shape[1], self.audio_per_frame).to(tokens.device)
+        bias, blocked = decoder_masks(self.n_heads, tokens.shape[1], audio_features.shape[1], self.period, self.audio_per_frame, tokens.device)
         return self.autoencoder.components(self.feat_map(self.transformer_decoder(tokens, audio_features, bias, blocked)))
 
     def decode_features(self, features: torch.Tensor, lengths: list[int]) -> torch.Tensor:
@@ -320,8 +314,7 @@ class CodeTalkerNetwork(nn.Module):
         """Features (B, T, H, C), frame by frame (incremental decoding: the same frames as the
         official re-decoding of the whole past), each next token the motion decoded so far."""
         style = self.style(style)
-        bias = periodic_bias_mask(self.n_heads, n_frames, self.period).to(audio_features.device)
-        blocked = alignment_mask(n_frames, audio_features.shape[1], self.audio_per_frame).to(audio_features.device)
+        bias, blocked = decoder_masks(self.n_heads, n_frames, audio_features.shape[1], self.period, self.audio_per_frame, audio_features.device)
         cache = self.transformer_decoder.start(audio_features)
         token, features = style, []
         for t in range(n_frames):

@@ -42,6 +42,11 @@ def alignment_mask(n_frames: int, n_audio: int, audio_per_frame: int) -> torch.T
     return ~((s >= audio_per_frame * t) & (s < audio_per_frame * (t + 1)))
 
 
+def decoder_masks(n_heads: int, n_frames: int, n_audio: int, period: int, audio_per_frame: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """FaceFormer's decoder masks on `device`: the periodic causal bias and the alignment mask."""
+    return periodic_bias_mask(n_heads, n_frames, period).to(device), alignment_mask(n_frames, n_audio, audio_per_frame).to(device)
+
+
 class PeriodicPositionalEncoding(nn.Module):
     """Sinusoidal encoding of (position mod period), then dropout."""
 

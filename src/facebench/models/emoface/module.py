@@ -192,7 +192,7 @@ class EmoFace(TalkingFaceModule):
         level = self.level_one_hot(inputs.condition("intensity") if self.conditions_used else None, len(inputs.templates))
         given = self.to_offsets(inputs.privileged["first_frame"][:, None], inputs.templates)[:, 0] if self.first_frame == "ground_truth" else None
         offsets = self.network.autoregressive(content, emotion, inputs.max_frames, self.style_one_hot(inputs.style), level, weights, given)
-        return inputs.templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
+        return self.vertices_from_offsets(inputs.templates, offsets)
 
     def predict_emotion(self, inputs: ModelInputs) -> torch.Tensor | None:
         """The emotion heard, per clip (B,); None on a dataset without emotion classes."""

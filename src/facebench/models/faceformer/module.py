@@ -58,10 +58,6 @@ class FaceFormer(TalkingFaceModule):
         self.network = FaceFormerNetwork(encoder, n_vertices, n_styles, feature_dim, period, audio_per_frame, n_heads, n_layers, dropout)
         self.teacher_forcing, self.incremental_training = teacher_forcing, incremental_training
 
-    def target_offsets(self, batch: Batch) -> torch.Tensor:
-        """Ground-truth offsets from the template in network units, (B, T, V*3)."""
-        return (batch.vertices - batch.templates[:, None]).flatten(2) / self.offset_scale
-
     def offsets(self, batch: Batch, teacher_forcing: bool, features: torch.Tensor | None = None) -> torch.Tensor:
         """Training and validation losses: predicted offsets from the template in network units,
         (B, T, V*3), at the ground truth's length; `features`: the encoded audio when the caller
@@ -94,4 +90,4 @@ class FaceFormer(TalkingFaceModule):
         (incrementally: the same frames as the official full re-decoding)."""
         features = self.network.encode_audio(inputs.audio, inputs.audio_lengths, inputs.n_frames)
         offsets = self.network.autoregressive(features, inputs.max_frames, self.style_one_hot(inputs.style))
-        return inputs.templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
+        return self.vertices_from_offsets(inputs.templates, offsets)

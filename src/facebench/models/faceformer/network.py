@@ -17,8 +17,7 @@ from facebench.errors import FacebenchError
 from facebench.models.components.audio_encoders import AudioEncoder
 from facebench.models.components.periodic import (
     PeriodicPositionalEncoding,
-    alignment_mask,
-    periodic_bias_mask,
+    decoder_masks,
 )
 from facebench.models.components.progress import report_frame
 
@@ -126,8 +125,7 @@ class FaceFormerNetwork(nn.Module):
         return self.audio_feature_map(self.audio_encoder(audio, audio_lengths, frame_lengths, self.audio_per_frame))
 
     def masks(self, n_frames: int, n_audio: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        bias = periodic_bias_mask(self.n_heads, n_frames, self.period).to(device)
-        return bias, alignment_mask(n_frames, n_audio, self.audio_per_frame).to(device)
+        return decoder_masks(self.n_heads, n_frames, n_audio, self.period, self.audio_per_frame, device)
 
     def style_embedding(self, one_hot: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 1, d): the style token, plus an extra condition embedding (B, d) where a model adds one."""
