@@ -1,14 +1,34 @@
-"""The learning check every trained model's test shares: train a resolved config through all its
-stages, test it under the sealed protocol, and compare its lip error on held-out clips with the
-static template's (the anchors stored with the corpus)."""
+"""The learning check every trained model's test shares, and the drift check on the same runs.
+
+`trained_and_tested` trains a resolved config through all its stages in this process and tests it
+under the sealed protocol; `assert_beats_template` compares its lip error on held-out clips with
+the static template's (the anchors stored with the corpus).
+
+`ci_run` runs a model's `ci` profile through the runner in a fresh process that loads torch with
+the drift check's portable kernels (facebench.environment.PORTABLE_KERNELS): the same run as
+`facebench drift`, so `assert_matches_drift_reference` compares its rows with
+`leaderboards/ci/reference.csv` under `benchmarks/drift.yaml`. The learning tests of the models in
+the reference use it, so the test suite is the drift check and CI trains each model once."""
 
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
-from facebench.bench.runner import build, fit_stages
+import pandas as pd
+
+from facebench.bench.config import resolve_models
+from facebench.bench.drift import KEY, compare, load_tolerances
+from facebench.bench.leaderboard import METRICS, read_rows
+from facebench.bench.runner import build, fit_stages, run_isolated
+from facebench.environment import PORTABLE_KERNELS
 from facebench.metrics.callback import MeshMetricsCallback
+
+REFERENCE = Path(__file__).resolve().parents[1] / "leaderboards" / "ci" / "reference.csv"
+# The models whose `ci` runs the tests compare with the reference (every registered one must be).
+DRIFT_CHECKED = {"template", "oracle", "protocol_oracle", "faceformer", "emoface", "dualtalker"}
 
 # How far below the template's LVE a model must land: seen speakers are easier than unseen ones,
 # whose style is unknown and averaged over the training styles.
@@ -27,12 +47,48 @@ def trained_and_tested(config: dict, root: Path, out: Path):
     return data, model, metrics.results
 
 
+@contextmanager
+def portable_kernels():
+    """Processes started inside load torch with the portable kernels (a spawned process takes the
+    environment of the moment it starts)."""
+    saved = {name: os.environ.get(name) for name in PORTABLE_KERNELS}
+    os.environ.update(PORTABLE_KERNELS)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def ci_run(model: str, root: Path, out: Path) -> list[dict]:
+    """The model's `ci` run (seed 0, as configured) on the tiny corpus at `root`, as `facebench
+    drift` runs it; rows as the runner returns them (`run_dir` relative to `out / "runs"`)."""
+    (spec,) = resolve_models(model, "synth-tiny")
+    with portable_kernels():
+        return run_isolated(spec=spec, dataset="synth-tiny", profile="ci", seed=0, root=str(root),
+                            leaderboards=out / "leaderboards", runs=out / "runs", progress=False)  # fmt: skip
+
+
+def assert_matches_drift_reference(rows: list[dict] | pd.DataFrame) -> None:
+    current = pd.DataFrame(rows)
+    current = current[KEY + [m for m in METRICS if m in current]]
+    reference = read_rows(REFERENCE)
+    drifted = compare(current, reference[reference["model"].isin(current["model"])], load_tolerances())
+    assert not drifted, "metrics drifted from leaderboards/ci/reference.csv:\n" + pd.DataFrame(drifted).to_string()
+
+
 def template_lve(root: Path) -> dict[str, float]:
     anchors = json.loads((root / "anchors.json").read_text())
     return {split: anchors[split]["template"]["lve"] for split in TEMPLATE_FACTORS}
 
 
-def assert_beats_template(results: dict, root: Path) -> None:
+def assert_beats_template(results: dict | list[dict], root: Path) -> None:
+    """`results`: metrics per split, or the runner's rows (one per split)."""
+    if isinstance(results, list):
+        results = {row["split"]: row for row in results}
     template = template_lve(root)
     for split, factor in TEMPLATE_FACTORS.items():
         assert results[split]["lve"] < factor * template[split], (split, results[split]["lve"], template[split])

@@ -2,16 +2,19 @@
 
 import multiprocessing as mp
 import os
+import subprocess
 
 import pandas as pd
 import pytest
+import torch
 
 from facebench.bench import leaderboard as lb
 from facebench.bench.config import ModelSpec, config_hash, model_specs, resolve, resolve_models
 from facebench.bench.drift import compare, load_tolerances
-from facebench.bench.runner import run_isolated, run_one
+from facebench.bench.runner import run_one
 from facebench.cli import main
 from facebench.errors import FacebenchError
+from tests.learning import DRIFT_CHECKED, REFERENCE, assert_matches_drift_reference, ci_run
 
 
 @pytest.fixture(scope="session")
@@ -21,9 +24,7 @@ def bench_ci(synth_tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     rows = []
     for name in ("template", "oracle", "protocol_oracle", "ff"):
-        (spec,) = resolve_models(name, "synth-tiny")
-        rows += run_isolated(spec=spec, dataset="synth-tiny", profile="ci", seed=0, root=str(synth_tiny),
-                             leaderboards=out / "leaderboards", runs=out / "runs", progress=False)  # fmt: skip
+        rows += ci_run(name, synth_tiny, out)  # the drift check's runs (tests/learning.py)
     return out, pd.DataFrame(rows)
 
 
@@ -33,8 +34,10 @@ def lve(rows, model, split):
 
 @pytest.mark.slow
 def test_faceformer_learns(bench_ci):
-    """After the ci profile, FaceFormer's lip error on held-out clips is well below the template's."""
+    """After the ci profile, FaceFormer's lip error on held-out clips is well below the template's;
+    its metrics and the anchors' are the drift reference's."""
     _, rows = bench_ci
+    assert_matches_drift_reference(rows)
     assert lve(rows, "faceformer", "test_seen") < 0.6 * lve(rows, "template", "test_seen")
     assert lve(rows, "faceformer", "test_unseen") < 0.8 * lve(rows, "template", "test_unseen")
     assert lve(rows, "oracle", "test_seen") < lve(rows, "faceformer", "test_seen")
@@ -182,6 +185,11 @@ def test_same_seed_same_metrics(synth_tiny, tmp_path):
         assert {k: a[k] for k in lb.METRICS if k in a} == {k: b[k] for k in lb.METRICS if k in b}
 
 
+def test_every_registered_model_is_in_the_drift_reference_and_checked_by_a_test():
+    registered = {spec.name for spec in resolve_models("all", "synth-tiny")}
+    assert registered == set(lb.read_rows(REFERENCE).model) == DRIFT_CHECKED
+
+
 def test_drift_compare_flags_what_moved():
     reference = pd.DataFrame([{"model": "m", "variant": "", "split": "s", "lve": 1.0, "fdd": 0.5, "frames_dropped": 0}])
     tolerances = load_tolerances()
@@ -193,8 +201,39 @@ def test_drift_compare_flags_what_moved():
     assert compare(extra, reference, tolerances)[0]["reference"] == "missing"
 
 
+def test_drift_command_runs_again_with_portable_kernels_and_its_own_cache(tmp_path, monkeypatch):
+    """The drift check's numbers must not depend on which x86 CPU CI draws: the command replaces
+    its process by one that loads torch with the portable kernels, on a cache of its own."""
+    from facebench.environment import PORTABLE_KERNELS
+
+    for name in PORTABLE_KERNELS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path))
+    calls = []
+
+    def execve(*call):  # the real one never returns
+        calls.append(call)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execve", execve)
+    with pytest.raises(SystemExit):
+        main(["drift", "--models", "ff", "--reference", "ref.csv", "--update", "--no-progress"])
+    ((executable, argv, env),) = calls
+    assert argv == [executable, "-m", "facebench", "drift", "--models", "ff", "--reference", "ref.csv", "--update", "--no-progress"]
+    assert {k: env[k] for k in PORTABLE_KERNELS} == PORTABLE_KERNELS and env["FACEBENCH_CACHE"] == str(tmp_path / "portable-kernels")
+    # the process it starts takes the kernels: torch's vectorised code at AVX2 (where the CPU has it)
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        capability = subprocess.run([executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                                    env=env, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        assert capability == "AVX2"
+
+
 @pytest.mark.slow
 def test_drift_command_passes_and_fails_when_perturbed(synth_tiny, tmp_path, monkeypatch, capsys):
+    """The comparison, in this process (as if the command had started it again with the kernels)."""
+    import facebench.environment
+
+    monkeypatch.setattr(facebench.environment, "portable_kernels", lambda: True)
     monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
     cache = tmp_path / "cache" / "synth"
     cache.mkdir(parents=True)

@@ -10,7 +10,7 @@ from facebench.bench.runner import build, fit_stages
 from facebench.data.sequence import IGNORE_INDEX, collate
 from facebench.lipreading.ctc import edit_distance, greedy_decode, phoneme_error_rate, phoneme_targets
 from facebench.models.dualtalker.network import consistency_loss
-from tests.learning import assert_beats_template, trained_and_tested
+from tests.learning import assert_beats_template, assert_matches_drift_reference, ci_run, trained_and_tested
 
 
 def test_edit_distance_and_per():
@@ -53,12 +53,23 @@ def test_config_extends_faceformer_and_registers_ablations():
     assert resolve_models("dual", "synth")[0].name == "dualtalker"
 
 
+READER_EPOCHS = 12
+
+
 @pytest.mark.slow
-def test_dualtalker_learns_and_reads_lips(synth_tiny, tmp_path):
+def test_dualtalker_as_configured_learns_and_matches_the_drift_reference(synth_tiny, tmp_path):
+    rows = ci_run("dual", synth_tiny, tmp_path)
+    assert_matches_drift_reference(rows)
+    assert_beats_template(rows, synth_tiny)
+
+
+@pytest.mark.slow
+def test_the_phoneme_reader_reads_lips(synth_tiny, tmp_path):
+    """The `ctc` variant's lip reader learns to read (the animation's learning is the test above);
+    about half the ci epochs are enough for that (PER 0.56 against 0.91 for the best constant)."""
     (spec,) = resolve_models("dual", "synth-tiny")
-    config = resolve(spec, "synth-tiny", "ci", 0, "ctc")  # with the phoneme head, to check its reader reads
-    data, model, results = trained_and_tested(config, synth_tiny, tmp_path)
-    assert_beats_template(results, synth_tiny)
+    config = resolve(spec, "synth-tiny", "ci", 0, "ctc", overrides={"trainer": {"max_epochs": READER_EPOCHS}})
+    data, model, _ = trained_and_tested(config, synth_tiny, tmp_path)
     # The lip reader, on ground-truth motion of held-out clips, against always guessing the most
     # frequent phoneme once per clip (the best constant decoding).
     model.eval()
@@ -71,6 +82,7 @@ def test_dualtalker_learns_and_reads_lips(synth_tiny, tmp_path):
     per = phoneme_error_rate(decoded, references)
     common = np.bincount(np.concatenate(references)).argmax()
     chance = phoneme_error_rate([[int(common)]] * len(references), references)
+    print(f"PER {per:.3f}, chance {chance:.3f}")
     assert per < 0.75 * chance, (per, chance)
 
 

@@ -13,7 +13,7 @@ from facebench.bench.runner import build, run_one
 from facebench.data.datamodule import PairedClips, paired_collate
 from facebench.data.sequence import collate
 from tests.fabricate import write_mead3d, write_ravdess
-from tests.learning import assert_beats_template, template_lve, trained_and_tested
+from tests.learning import assert_beats_template, assert_matches_drift_reference, ci_run, template_lve
 
 
 @pytest.fixture(scope="module")
@@ -133,18 +133,20 @@ def new_voices(n_speakers: int = 20) -> list:
 
 @pytest.mark.slow
 def test_emoface_learns_and_hears_emotions_of_new_voices(synth_tiny, tmp_path):
-    """After the ci profile, EmoFace's lip error on held-out clips is well below the template's, and
-    its emotion classifier, on takes by voices it never heard, beats chance (balanced accuracy
+    """After the ci profile (the drift check's run, its metrics compared with the reference),
+    EmoFace's lip error on held-out clips is well below the template's, and its emotion classifier, on takes by voices it never heard, beats chance (balanced accuracy
     1/5) and always guessing the most frequent emotion (plain accuracy)."""
     import numpy as np
 
     from facebench.data.audio import frames_from_audio, normalize_audio
     from facebench.data.sequence import ModelInputs
+    from facebench.render.animate import load_run
 
-    config = resolve(model_specs()["emoface"], "synth-tiny", "ci", 0)
-    data, model, results = trained_and_tested(config, synth_tiny, tmp_path)
-    assert_beats_template(results, synth_tiny)
-    model.eval()
+    rows = ci_run("emoface", synth_tiny, tmp_path)  # the drift check's run
+    assert_matches_drift_reference(rows)
+    assert_beats_template(rows, synth_tiny)
+    results = {row["split"]: row for row in rows}
+    _, data, model = load_run(tmp_path / "runs" / rows[0]["run_dir"], root=str(synth_tiny))
     heard, truth = [], []
     with torch.no_grad():
         for audio, emotion in new_voices():

@@ -240,8 +240,21 @@ def cmd_lipreader(args: argparse.Namespace) -> None:
 
 
 def cmd_drift(args: argparse.Namespace) -> None:
+    import os
     from pathlib import Path
 
+    from facebench.environment import PORTABLE_KERNELS, portable_kernels
+
+    if not portable_kernels():
+        # The same command again, in a process that loads numpy and torch with the portable kernels
+        # and keeps what it generates (the tiny corpus, its lip reader, its topology) apart from
+        # what other processes made with the native ones.
+        from facebench.data.synth.generator import cache_root
+
+        env = {**os.environ, **PORTABLE_KERNELS, "FACEBENCH_CACHE": str(cache_root() / "portable-kernels")}
+        argv = ["drift", "--models", args.models, "--reference", args.reference]
+        argv += ["--update"] * args.update + ["--no-progress"] * args.no_progress
+        os.execve(sys.executable, [sys.executable, "-m", "facebench", *argv], env)
     from facebench.bench.drift import compare, current_metrics, environments, load_tolerances
     from facebench.bench.leaderboard import read_rows
 

@@ -3,6 +3,7 @@ reference, the reference lip readers' cards)."""
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -27,3 +28,28 @@ def environment(device: torch.device) -> dict[str, str | int]:
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
         "threads": torch.get_num_threads(),
     }
+
+
+# Kernel choices under which the CPU gives the same floats on every x86-64 machine with AVX2 (the
+# drift check's reference must hold on whatever machine CI draws; with the native kernels an
+# AVX-512 and an AVX2 machine trained EmoFace's `ci` run to LVEs 18% apart): torch's own vectorised
+# kernels at AVX2, MKL's conditional numerical reproducibility at AVX2 (one code path, hence one
+# order of reductions, whatever the CPU model), oneDNN capped at AVX2, and numpy's AVX-512 loops
+# (its sin, cos, exp differ in the last bit; the synthetic corpus is made with them) off. They are
+# read when the libraries load, so they must be in the environment before numpy and torch import.
+PORTABLE_KERNELS = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_CBWR": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+}
+
+
+def portable_kernels() -> bool:
+    """Whether this process runs with `PORTABLE_KERNELS`."""
+    return all(os.environ.get(k) == v for k, v in PORTABLE_KERNELS.items())
+
+
+def kernels() -> str:
+    """The CPU kernels this process uses: torch's capability and MKL's reproducibility mode."""
+    return f"{torch.backends.cpu.get_cpu_capability()}, MKL_CBWR={os.environ.get('MKL_CBWR', 'auto')}"

@@ -1,7 +1,9 @@
 """`facebench drift`: run the `ci` profile of every model on the tiny synthetic corpus, on the CPU
-and deterministically, and compare each metric with `leaderboards/ci/reference.csv` under the
-per-metric tolerances of `benchmarks/drift.yaml`. The reference records the environment it was
-made in (torch, CPU, threads), shown beside the current one when something drifts."""
+and deterministically, with kernels that give the same floats on every x86-64 CPU with AVX2
+(`facebench.environment.PORTABLE_KERNELS`, oneDNN off), and compare each metric with
+`leaderboards/ci/reference.csv` under the per-metric tolerances of `benchmarks/drift.yaml`. The
+reference records the environment it was made in (torch, CPU, threads, kernels), shown beside the
+current one when something drifts."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import yaml
 
 from facebench.bench.config import benchmarks_dir, resolve_models
 from facebench.bench.leaderboard import ENVIRONMENT, METRICS
+from facebench.environment import kernels
 
 DATASET, PROFILE, SEED = "synth-tiny", "ci", 0
 KEY = ["model", "variant", "split"]
@@ -25,13 +28,13 @@ def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame
     with tempfile.TemporaryDirectory() as runs:
         for spec in resolve_models(models, DATASET):  # each model as it is; ablation variants are not checked
             rows += run_one(spec, DATASET, PROFILE, SEED, leaderboards=None, runs=Path(runs), progress=progress)
-    table = pd.DataFrame(rows)
-    return table[KEY + [m for m in METRICS if m in table] + ENVIRONMENT]
+    table = pd.DataFrame(rows).assign(kernels=kernels())
+    return table[KEY + [m for m in METRICS if m in table] + ENVIRONMENT + ["kernels"]]
 
 
 def environments(table: pd.DataFrame) -> str:
     """The distinct environments of a table's rows, one line each."""
-    present = [c for c in ENVIRONMENT if c in table]
+    present = [c for c in ENVIRONMENT + ["kernels"] if c in table]
     if not present:
         return "not recorded"
     return "; ".join(", ".join(f"{c}={row[c]}" for c in present) for _, row in table[present].drop_duplicates().iterrows())

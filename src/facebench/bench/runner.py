@@ -26,7 +26,7 @@ from facebench.bench.leaderboard import append_rows, leaderboard_path
 from facebench.bench.predictions import prediction_names, save_prediction
 from facebench.bench.progress import DisplayScaleProgressBar
 from facebench.data.datamodule import FaceDataModule
-from facebench.environment import environment
+from facebench.environment import environment, portable_kernels
 from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.callback import MeshMetricsCallback, trainable_parameters
 from facebench.models.base import TalkingFaceModule
@@ -201,6 +201,10 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     config = yaml.safe_load(saved.read_text()) if saved is not None and saved.is_file() else resolve(spec, dataset, profile, seed, variant, overrides)
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))  # fixed for the run: results depend on it (README, "Determinism")
+    if portable_kernels():
+        # oneDNN's convolutions block their reductions by the CPU's cache sizes; torch's own goes
+        # through MKL's matrix products, which the portable kernels fix (facebench.environment).
+        torch.backends.mkldnn.enabled = False
     L.seed_everything(seed, workers=True, verbose=False)
     data, model = build(config, root)
     lip_reader = dataset_lip_reader(data, progress)  # trained once per dataset, visibly, before the timed training
