@@ -13,14 +13,13 @@ the reference use it, so the test suite is the drift check and CI trains each mo
 from __future__ import annotations
 
 import json
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from facebench.bench.config import resolve_models
-from facebench.bench.drift import KEY, compare, load_tolerances
+from facebench.bench.drift import KEY, drift_from_reference
 from facebench.bench.leaderboard import METRICS, read_rows
 from facebench.bench.runner import build, fit_stages, run_isolated
 from facebench.environment import PORTABLE_KERNELS
@@ -47,36 +46,20 @@ def trained_and_tested(config: dict, root: Path, out: Path):
     return data, model, metrics.results
 
 
-@contextmanager
-def portable_kernels():
-    """Processes started inside load torch with the portable kernels (a spawned process takes the
-    environment of the moment it starts)."""
-    saved = {name: os.environ.get(name) for name in PORTABLE_KERNELS}
-    os.environ.update(PORTABLE_KERNELS)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def ci_run(model: str, root: Path, out: Path) -> list[dict]:
     """The model's `ci` run (seed 0, as configured) on the tiny corpus at `root`, as `facebench
     drift` runs it; rows as the runner returns them (`run_dir` relative to `out / "runs"`)."""
     (spec,) = resolve_models(model, "synth-tiny")
-    with portable_kernels():
+    with pytest.MonkeyPatch.context() as patch:  # a spawned process takes the environment it starts in
+        for name, value in PORTABLE_KERNELS.items():
+            patch.setenv(name, value)
         return run_isolated(spec=spec, dataset="synth-tiny", profile="ci", seed=0, root=str(root),
                             leaderboards=out / "leaderboards", runs=out / "runs", progress=False)  # fmt: skip
 
 
 def assert_matches_drift_reference(rows: list[dict] | pd.DataFrame) -> None:
     current = pd.DataFrame(rows)
-    current = current[KEY + [m for m in METRICS if m in current]]
-    reference = read_rows(REFERENCE)
-    drifted = compare(current, reference[reference["model"].isin(current["model"])], load_tolerances())
+    drifted = drift_from_reference(current[KEY + [m for m in METRICS if m in current]], read_rows(REFERENCE), all_models=False)
     assert not drifted, "metrics drifted from leaderboards/ci/reference.csv:\n" + pd.DataFrame(drifted).to_string()
 
 

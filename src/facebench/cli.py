@@ -255,7 +255,7 @@ def cmd_drift(args: argparse.Namespace) -> None:
         argv = ["drift", "--models", args.models, "--reference", args.reference]
         argv += ["--update"] * args.update + ["--no-progress"] * args.no_progress
         os.execve(sys.executable, [sys.executable, "-m", "facebench", *argv], env)
-    from facebench.bench.drift import compare, current_metrics, environments, load_tolerances
+    from facebench.bench.drift import current_metrics, drift_from_reference, environments
     from facebench.bench.leaderboard import read_rows
 
     reference = Path(args.reference)
@@ -268,9 +268,7 @@ def cmd_drift(args: argparse.Namespace) -> None:
     if not reference.is_file():
         raise FacebenchError(f"{reference}: expected the drift reference, found no file (make it with `facebench drift --update`)")
     ref = read_rows(reference)
-    if args.models != "all":
-        ref = ref[ref["model"].isin(current["model"])]
-    drifted = compare(current, ref, load_tolerances())
+    drifted = drift_from_reference(current, ref, all_models=args.models == "all")
     if drifted:
         console.print(metric_table("metrics that drifted", drifted, ["model", "variant", "split", "metric", "reference", "current", "difference"]))
         console.print(f"[bold red]drift:[/] {len(drifted)} value(s) outside tolerance (benchmarks/drift.yaml)")

@@ -31,8 +31,8 @@ def environment(device: torch.device) -> dict[str, str | int]:
 
 
 # Kernel choices under which the CPU gives the same floats on every x86-64 machine with AVX2 (the
-# drift check's reference must hold on whatever machine CI draws; with the native kernels an
-# AVX-512 and an AVX2 machine trained EmoFace's `ci` run to LVEs 18% apart): torch's own vectorised
+# drift check's reference must hold on whatever machine CI draws; with the native kernels two
+# machines labelled `AMD EPYC` trained EmoFace's `ci` run to LVEs 18% apart): torch's own vectorised
 # kernels at AVX2, MKL's conditional numerical reproducibility at AVX2 (one code path, hence one
 # order of reductions, whatever the CPU model), oneDNN capped at AVX2, and numpy's AVX-512 loops
 # (its sin, cos, exp differ in the last bit; the synthetic corpus is made with them) off. They are

@@ -19,6 +19,8 @@ from facebench.environment import kernels
 
 DATASET, PROFILE, SEED = "synth-tiny", "ci", 0
 KEY = ["model", "variant", "split"]
+# Where the reference was made: the leaderboard's environment columns and the kernels.
+DRIFT_ENVIRONMENT = ENVIRONMENT + ["kernels"]
 
 
 def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame:
@@ -29,12 +31,12 @@ def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame
         for spec in resolve_models(models, DATASET):  # each model as it is; ablation variants are not checked
             rows += run_one(spec, DATASET, PROFILE, SEED, leaderboards=None, runs=Path(runs), progress=progress)
     table = pd.DataFrame(rows).assign(kernels=kernels())
-    return table[KEY + [m for m in METRICS if m in table] + ENVIRONMENT + ["kernels"]]
+    return table[KEY + [m for m in METRICS if m in table] + DRIFT_ENVIRONMENT]
 
 
 def environments(table: pd.DataFrame) -> str:
     """The distinct environments of a table's rows, one line each."""
-    present = [c for c in ENVIRONMENT + ["kernels"] if c in table]
+    present = [c for c in DRIFT_ENVIRONMENT if c in table]
     if not present:
         return "not recorded"
     return "; ".join(", ".join(f"{c}={row[c]}" for c in present) for _, row in table[present].drop_duplicates().iterrows())
@@ -66,3 +68,11 @@ def compare(current: pd.DataFrame, reference: pd.DataFrame, tolerances: dict[str
                 drifted.append({**dict(zip(KEY, index)), "metric": metric, "reference": b, "current": a,
                                 "difference": (a - b) / abs(b) if b and not pd.isna(a) else float("nan")})  # fmt: skip
     return drifted
+
+
+def drift_from_reference(current: pd.DataFrame, reference: pd.DataFrame, all_models: bool = True) -> list[dict]:
+    """`compare` under `benchmarks/drift.yaml`; with `all_models` False, only the reference rows of
+    the models in `current` (a run of some models does not miss the others)."""
+    if not all_models:
+        reference = reference[reference["model"].isin(current["model"])]
+    return compare(current, reference, load_tolerances())

@@ -85,9 +85,13 @@ class TalkingFaceModule(L.LightningModule):
 
     # -- offsets --------------------------------------------------------------------------------
 
+    def to_offsets(self, vertices: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
+        """Vertices (B, T, V, 3) as offsets from the templates (B, V, 3) in network units, (B, T, V*3)."""
+        return (vertices - templates[:, None]).flatten(2) / self.offset_scale
+
     def target_offsets(self, batch: Batch) -> torch.Tensor:
         """Ground-truth offsets from the template in network units, (B, T, V*3)."""
-        return (batch.vertices - batch.templates[:, None]).flatten(2) / self.offset_scale
+        return self.to_offsets(batch.vertices, batch.templates)
 
     def vertices_from_offsets(self, templates: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """Network-unit offsets (B, T, V*3) on the templates (B, V, 3): vertices (B, T, V, 3) in dataset units."""

@@ -117,9 +117,6 @@ class EmoFace(TalkingFaceModule):
             intensity = torch.zeros(batch_size, dtype=torch.long, device=self.device)
         return F.one_hot(intensity.clamp(0, levels - 1), levels).to(self.dtype)
 
-    def to_offsets(self, vertices: torch.Tensor, templates: torch.Tensor) -> torch.Tensor:
-        return (vertices - templates[:, None]).flatten(2) / self.offset_scale
-
     def ground_truth_probability(self) -> float:
         """p(GT) of the self-growing schedule at this epoch: 1 during the warm-up θ = fraction x N,
         a cosine from 1 to 0 by (N + θ) / 2, then 0 (EmoFace §3.3.1)."""
