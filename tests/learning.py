@@ -27,7 +27,7 @@ from facebench.metrics.callback import MeshMetricsCallback
 
 REFERENCE = Path(__file__).resolve().parents[1] / "leaderboards" / "ci" / "reference.csv"
 # The models whose `ci` runs the tests compare with the reference (every registered one must be).
-DRIFT_CHECKED = {"template", "oracle", "protocol_oracle", "faceformer", "emoface", "dualtalker"}
+DRIFT_CHECKED = {"template", "oracle", "protocol_oracle", "faceformer", "emoface", "dualtalker", "glditalker"}
 
 # How far below the template's LVE a model must land: seen speakers are easier than unseen ones,
 # whose style is unknown and averaged over the training styles.

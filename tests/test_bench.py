@@ -201,6 +201,19 @@ def test_drift_compare_flags_what_moved():
     assert compare(extra, reference, tolerances)[0]["reference"] == "missing"
 
 
+def test_updating_the_reference_for_one_model_keeps_the_others(tmp_path):
+    from facebench.bench.drift import update_reference
+
+    path = tmp_path / "reference.csv"
+    old = pd.DataFrame([{"model": m, "variant": "", "split": "s", "lve": 1.0} for m in ("a", "b")])
+    update_reference(old, path)
+    update_reference(pd.DataFrame([{"model": "b", "variant": "", "split": "s", "lve": 2.0, "diversity": 0.5}]), path, all_models=False)
+    table = lb.read_rows(path)
+    assert table.set_index("model")["lve"].to_dict() == {"a": 1.0, "b": 2.0} and len(table) == 2
+    update_reference(old.iloc[:1], path)  # every model: the reference is what was run
+    assert list(lb.read_rows(path).model) == ["a"]
+
+
 def test_drift_command_runs_again_with_portable_kernels_and_its_own_cache(tmp_path, monkeypatch):
     """The drift check's numbers must not depend on which x86 CPU CI draws: the command replaces
     its process by one that loads torch with the portable kernels, on a cache of its own."""

@@ -255,15 +255,14 @@ def cmd_drift(args: argparse.Namespace) -> None:
         argv = ["drift", "--models", args.models, "--reference", args.reference]
         argv += ["--update"] * args.update + ["--no-progress"] * args.no_progress
         os.execve(sys.executable, [sys.executable, "-m", "facebench", *argv], env)
-    from facebench.bench.drift import current_metrics, drift_from_reference, environments
+    from facebench.bench.drift import current_metrics, drift_from_reference, environments, update_reference
     from facebench.bench.leaderboard import read_rows
 
     reference = Path(args.reference)
     current = current_metrics(args.models, progress=not args.no_progress)
     if args.update:
-        reference.parent.mkdir(parents=True, exist_ok=True)
-        current.to_csv(reference, index=False)
-        console.print(f"wrote {len(current)} reference rows to {reference}")
+        table = update_reference(current, reference, all_models=args.models == "all")
+        console.print(f"wrote {len(current)} reference rows to {reference} ({len(table) - len(current)} rows of other models kept)")
         return
     if not reference.is_file():
         raise FacebenchError(f"{reference}: expected the drift reference, found no file (make it with `facebench drift --update`)")
@@ -339,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lipreader)
 
     p = sub.add_parser("drift", help="run the ci profile of every model and compare with the reference")
-    p.add_argument("--update", action="store_true", help="rewrite the reference instead of comparing")
+    p.add_argument("--update", action="store_true", help="rewrite the reference instead of comparing (with --models: only those models' rows)")
     p.add_argument("--models", default="all", help="one model (name or alias) instead of all")
     p.add_argument("--reference", default="leaderboards/ci/reference.csv")
     p.add_argument("--no-progress", action="store_true")

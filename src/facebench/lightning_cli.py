@@ -22,6 +22,7 @@ import facebench.models.anchors  # noqa: F401  (so short class names resolve)
 import facebench.models.dualtalker  # noqa: F401
 import facebench.models.emoface  # noqa: F401
 import facebench.models.faceformer  # noqa: F401
+import facebench.models.glditalker  # noqa: F401
 from facebench.bench.predictions import PredictionWriter
 from facebench.bench.progress import DisplayScaleProgressBar
 from facebench.data.datamodule import FaceDataModule

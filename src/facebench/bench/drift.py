@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from filelock import FileLock
 
 from facebench.bench.config import benchmarks_dir, resolve_models
-from facebench.bench.leaderboard import ENVIRONMENT, METRICS
+from facebench.bench.leaderboard import ENVIRONMENT, METRICS, read_rows, write_atomically
 from facebench.environment import kernels
 
 DATASET, PROFILE, SEED = "synth-tiny", "ci", 0
@@ -76,3 +77,17 @@ def drift_from_reference(current: pd.DataFrame, reference: pd.DataFrame, all_mod
     if not all_models:
         reference = reference[reference["model"].isin(current["model"])]
     return compare(current, reference, load_tolerances())
+
+
+def update_reference(current: pd.DataFrame, path: Path, all_models: bool = True) -> pd.DataFrame:
+    """The reference made from `current`: with `all_models`, all of it; otherwise only the rows of
+    the models in `current` are replaced and the other models' rows kept (`drift --update --models
+    X` never drops Y's). Written whole or not at all, under the file's lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        table = current
+        if not all_models and path.is_file():
+            existing = read_rows(path)
+            table = pd.concat([existing[~existing["model"].isin(current["model"])], current], ignore_index=True)
+        write_atomically(path, table)
+    return table

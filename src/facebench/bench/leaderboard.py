@@ -42,8 +42,7 @@ def file_mode(path: Path) -> int:
 
 
 def append_rows(path: str | Path, rows: list[dict]) -> None:
-    """Append under a lock: read, add, write a temporary file beside it (with the CSV's mode: a
-    temporary file is created owner-only), rename over it."""
+    """Append under a lock: read, add, write the whole table again atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
@@ -53,18 +52,23 @@ def append_rows(path: str | Path, rows: list[dict]) -> None:
         columns = COLUMNS + list(dict.fromkeys(extra))
         frames = [f for f in (existing, new) if len(f)]
         table = pd.concat(frames, ignore_index=True) if frames else new
-        table = table.reindex(columns=columns)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
-                table.to_csv(f, index=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, file_mode(path))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, table.reindex(columns=columns))
+
+
+def write_atomically(path: Path, table: pd.DataFrame) -> None:
+    """The whole CSV or nothing: a temporary file beside it (with the CSV's mode: a temporary file
+    is created owner-only), flushed to disk, renamed over it. The caller holds the file's lock."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            table.to_csv(f, index=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # -- rendering ----------------------------------------------------------------------------------

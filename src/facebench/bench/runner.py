@@ -63,6 +63,7 @@ def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceMo
     # Facts only some models take: the dataset's emotion classes and intensity levels.
     accepted = inspect.signature(model_class(config).__init__).parameters
     facts |= {k: v for k, v in (("n_emotions", data.n_emotions), ("n_levels", data.n_levels)) if k in accepted}  # 0: none labelled
+    facts |= model_class(config).dataset_facts(data, config["model"].get("init_args", {}))
     init = {"class_path": config["model"]["class_path"], "init_args": {**config["model"].get("init_args", {}), **facts}}
     model = instantiate_class((), init)
     evaluation = config.get("evaluation", {})

@@ -158,3 +158,7 @@ class MeshTopology:
         from facebench.mesh.sampling import cached_pyramid  # sampling imports this module
 
         return cached_pyramid(self.cache_root, self.faces, self.vertices, tuple(factors))
+
+    def coarser(self, level) -> MeshTopology:
+        """The decimated mesh of a pyramid `level` (its spirals cached beside this one's)."""
+        return MeshTopology(level.faces, self.vertices[level.kept], self.cache_root)

@@ -72,6 +72,13 @@ class TalkingFaceModule(L.LightningModule):
 
     # -- to implement ---------------------------------------------------------------------------
 
+    @classmethod
+    def dataset_facts(cls, data, init_args: dict) -> dict:
+        """Arguments the model needs from the dataset beyond the shared facts (for example the
+        vertex counts of a mesh pyramid), given the datamodule and the configured arguments; the
+        runner passes them in."""
+        return {}
+
     def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
         raise NotImplementedError
 

@@ -1,6 +1,6 @@
 """CodeTalker training and generation under Lightning: stage `vqvae` learns the motion codebook,
-stage `predictor` learns to predict codes from audio with the codebook frozen. See CARD.md for
-every choice and its source."""
+stage `predictor` learns to predict codes from audio with the codebook frozen (the stages:
+facebench.models.components.codebook_stages). See CARD.md for every choice and its source."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from facebench.data.sequence import Batch, ModelInputs
 from facebench.models.base import Stage, TalkingFaceModule
 from facebench.models.codetalker.network import CodeTalkerNetwork, VQAutoEncoder
 from facebench.models.components.audio_encoders import build_audio_encoder
+from facebench.models.components.codebook_stages import CodebookStages
 from facebench.models.components.losses import masked_mse
 
 
-class CodeTalker(TalkingFaceModule):
+class CodeTalker(CodebookStages, TalkingFaceModule):
     """CodeTalker (Xing et al., CVPR 2023).
 
     Args:
@@ -35,7 +36,7 @@ class CodeTalker(TalkingFaceModule):
         offset_scale: dataset units per network unit of the offsets, as FaceFormer's. [ours]
     """
 
-    stages = (Stage("vqvae", monitor="val/reconstruction", generates=False), Stage("predictor"))
+    stages = (CodebookStages.vqvae_stage, Stage("predictor"))
 
     def __init__(
         self,
@@ -82,54 +83,7 @@ class CodeTalker(TalkingFaceModule):
         self.weights = {"quantization": quant_loss_weight, "motion": motion_weight, "features": reg_weight}
         self.vq_lr, self.vq_weight_decay, self.vq_lr_step, self.vq_lr_gamma = vq_lr, vq_weight_decay, vq_lr_step, vq_lr_gamma
 
-    # -- stages ---------------------------------------------------------------------------------
-
-    def set_stage(self, name: str, lr: float | None = None) -> None:
-        """Stage `vqvae` trains the auto-encoder alone; stage `predictor` everything else, with the
-        auto-encoder frozen (and in eval mode, as the official training loop puts it)."""
-        super().set_stage(name, lr)
-        vqvae = name == "vqvae"
-        self.network.requires_grad_(not vqvae)
-        self.network.autoencoder.requires_grad_(vqvae)
-        if hasattr(self.network.audio_encoder, "model"):  # the pretrained CNN stays frozen, as the official code's
-            self.network.audio_encoder.model.feature_extractor._freeze_parameters()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.stage is not None and self.stage.name == "predictor":
-            self.network.autoencoder.eval()
-        return self
-
-    @property
-    def learning_rate(self) -> float:
-        if self.stage_lr is None and self.stage is not None and self.stage.name == "vqvae":
-            return self.vq_lr
-        return super().learning_rate
-
-    def configure_optimizers(self):
-        parameters = [p for p in self.parameters() if p.requires_grad]
-        if self.stage is None or self.stage.name != "vqvae":
-            return torch.optim.Adam(parameters, lr=self.learning_rate)
-        optimizer = torch.optim.AdamW(parameters, lr=self.learning_rate, weight_decay=self.vq_weight_decay)
-        if self.vq_lr_step is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(optimizer, self.vq_lr_step, self.vq_lr_gamma)}
-
     # -- losses ---------------------------------------------------------------------------------
-
-    def reconstruction_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Stage 1: L1 reconstruction (dataset units) + quantisation loss, clip by clip at each
-        clip's length, averaged over clips; the codebook's perplexity is logged."""
-        target = self.target_offsets(batch)
-        parts = {"reconstruction": [], "quantization": [], "perplexity": []}
-        for b, length in enumerate(batch.frame_lengths.tolist()):
-            reconstructed, quantization, info = self.network.autoencoder(target[b : b + 1, :length])
-            parts["reconstruction"].append((reconstructed - target[b : b + 1, :length]).abs().mean() * self.offset_scale)
-            parts["quantization"].append(quantization)
-            parts["perplexity"].append(info["perplexity"].detach())
-        losses = {k: torch.stack(v).mean() for k, v in parts.items()}
-        losses["loss"] = losses["reconstruction"] + self.weights["quantization"] * losses["quantization"]
-        return losses
 
     def prediction_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Stage 2, teacher-forced as the official training: vertex MSE of the decoded prediction
@@ -137,23 +91,15 @@ class CodeTalker(TalkingFaceModule):
         target = self.target_offsets(batch)
         lengths = batch.frame_lengths.tolist()
         features = self.network.teacher_forced(self.network.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths), target, batch.style)
-        with torch.no_grad():
-            codes = torch.zeros_like(features)
-            for b, length in enumerate(lengths):
-                codes[b, :length] = self.network.autoencoder.encode(target[b : b + 1, :length])[0][0]
+        codes = self.quantised_targets(target, lengths)
         motion = masked_mse(self.network.decode_features(features, lengths), target, batch.frame_lengths) * self.offset_scale**2
         feature = masked_mse(features, codes, batch.frame_lengths)
         return {"motion": motion, "features": feature, "loss": self.weights["motion"] * motion + self.weights["features"] * feature}
 
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if self.stage is not None and self.stage.name == "vqvae":
+        if self.in_vqvae_stage():
             return self.reconstruction_losses(batch)
         return self.prediction_losses(batch)
-
-    def validation_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if self.stage is not None and self.stage.name == "vqvae":  # reconstruction needs no style
-            return self.reconstruction_losses(batch)
-        return super().validation_losses(batch)
 
     # -- generation -----------------------------------------------------------------------------
 
