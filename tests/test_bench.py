@@ -166,10 +166,11 @@ def test_an_interrupted_run_writes_no_row(synth_tiny, tmp_path, monkeypatch):
     assert not (tmp_path / "lb" / "synth-tiny.csv").exists()
 
 
-def test_missing_dataset_gives_one_clear_message(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("model", ["template", "gldi"])
+def test_missing_dataset_gives_one_clear_message(model, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEBENCH_DATA", str(tmp_path))
     with pytest.raises(SystemExit) as exit_info:
-        main(["bench", "--model", "template", "--data", "biwi", "--no-progress", "--leaderboards", str(tmp_path / "lb")])
+        main(["bench", "--model", model, "--data", "biwi", "--no-progress", "--leaderboards", str(tmp_path / "lb")])
     assert exit_info.value.code == 2
     out = capsys.readouterr().out
     assert str(tmp_path / "biwi") in out and "expected layout" in out and "vertices_npy" in out and "CodeTalker" in out

@@ -8,7 +8,9 @@ import torch
 
 from facebench.bench.config import model_specs, resolve
 from facebench.bench.runner import build
+from facebench.cli import main
 from facebench.data.sequence import collate
+from facebench.metrics.evaluate import evaluate_folder
 from facebench.metrics.mesh import LipVertexError
 from facebench.models.glditalker import GLDiTalker
 from facebench.models.glditalker.network import PyramidSpiralEncoder
@@ -106,3 +108,12 @@ def test_glditalker_learns_and_matches_the_drift_reference(synth_tiny, tmp_path)
     for row in rows:
         assert row["samples"] == 2 and row["sample_diversity"] > 0
         assert row["sample_diversity"] < row["mve"]
+    # The run through Lightning's CLI (its cli.yaml carries the pyramid's sizes): the first sample
+    # again, scored as the row (this process has the native kernels: equal to float precision).
+    run = tmp_path / "runs" / rows[0]["run_dir"]
+    main(["predict", "--config", str(run / "cli.yaml"), "--ckpt_path", str(run / "checkpoints" / "denoiser-best.ckpt"),
+          "--predictions", str(tmp_path / "pred"), "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
+          "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    for row in rows:
+        result = evaluate_folder(tmp_path / "pred" / row["split"], "synth-tiny", row["split"], root=str(synth_tiny))
+        assert result["lve"] == pytest.approx(row["lve"], rel=1e-3), row["split"]

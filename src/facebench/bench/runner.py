@@ -151,9 +151,11 @@ def save_predictions(model: TalkingFaceModule, data: FaceDataModule, folder: Pat
 LINKED_FACTS = ("n_vertices", "n_styles", "fps", "period", "audio_per_frame")  # linked from the datamodule by the Lightning CLI
 
 
-def lightning_config(config: dict, model: TalkingFaceModule, root: str | None) -> dict:
+def lightning_config(config: dict, model: TalkingFaceModule, root: str | None, data: FaceDataModule) -> dict:
     """The run as a `facebench fit|test|predict --config` file (LightningCLI's format)."""
-    injected = {k: model.hparams[k] for k in ("n_emotions", "n_levels") if k in model.hparams}  # facts the CLI does not link
+    # Facts the CLI does not link: the emotion labels' sizes and the model's own `dataset_facts`.
+    names = ("n_emotions", "n_levels", *type(model).dataset_facts(data, config["model"].get("init_args", {})))
+    injected = {k: model.hparams[k] for k in names if k in model.hparams}
     init = {k: v for k, v in {**config["model"].get("init_args", {}), **injected}.items() if k not in LINKED_FACTS}
     data = {"dataset": config["dataset"], "root": root, "seed": config["seed"], **config.get("data", {})}
     if model.privileged_inputs:
@@ -213,7 +215,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     run_dir = run_dir or new_run_dir(runs, data.name, spec, profile, seed, variant)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (run_dir / "cli.yaml").write_text(yaml.safe_dump(lightning_config(config, model, root), sort_keys=False))
+    (run_dir / "cli.yaml").write_text(yaml.safe_dump(lightning_config(config, model, root, data), sort_keys=False))
     cost = {"train_time_s": 0.0, "train_frames_per_s": None, "stages": []}
     with PeakMemory() as memory:
         if model.stages:

@@ -32,6 +32,9 @@ class PyramidSpiralEncoder(nn.Module):
     vertices, and the coarsest level's kept whole (where each vertex is a region of the face),
     all concatenated and mapped linearly to `dim`.
 
+    With no levels (`level_sizes` the mesh's alone, no `channels`), each frame's offsets are
+    mapped linearly to `dim`, as CodeTalker's encoder does (the `no_graph` ablation).
+
     Args:
         level_sizes: vertices per level, the mesh's first: (V_0, V_1, ..., V_L).
         channels: output channels of each level's block (L values).
@@ -46,7 +49,7 @@ class PyramidSpiralEncoder(nn.Module):
         self.convs = nn.ModuleList(SpiralConv(widths[i], widths[i + 1], level_sizes[i], length) for i in range(len(channels)))
         for i, size in enumerate(level_sizes[1:]):
             self.register_buffer(f"kept_{i}", torch.arange(size))  # filled from the mesh pyramid (set_topology)
-        self.fuse = nn.Linear(sum(channels) + level_sizes[-1] * channels[-1], dim)
+        self.fuse = nn.Linear(sum(channels) + level_sizes[-1] * widths[-1], dim)  # no levels: the offsets mapped linearly
 
     def kept(self, level: int) -> torch.Tensor:
         return getattr(self, f"kept_{level}")
