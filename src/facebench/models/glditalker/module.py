@@ -5,6 +5,8 @@ every choice and its source."""
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from facebench.data.sequence import Batch, ModelInputs, frame_mask
@@ -119,7 +121,7 @@ class GLDiTalker(CodebookStages, TalkingFaceModule):
     @classmethod
     def dataset_facts(cls, data, init_args: dict) -> dict:
         """The vertices of each level of the dataset mesh's pyramid (computed once, cached beside the dataset)."""
-        factors = tuple(init_args.get("level_factors", (4, 4, 4, 4)))
+        factors = tuple(init_args.get("level_factors", inspect.signature(cls).parameters["level_factors"].default))
         return {"level_sizes": [data.n_vertices, *(len(level.kept) for level in data.topology.pyramid(factors))]}
 
     def setup(self, stage: str) -> None:
