@@ -92,7 +92,7 @@ class CodeTalker(CodebookStages, TalkingFaceModule):
         lengths = batch.frame_lengths.tolist()
         features = self.network.teacher_forced(self.network.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths), target, batch.style)
         codes = self.quantised_targets(target, lengths)
-        motion = masked_mse(self.network.decode_features(features, lengths), target, batch.frame_lengths) * self.offset_scale**2
+        motion = masked_mse(self.decode_latents(features, lengths), target, batch.frame_lengths) * self.offset_scale**2
         feature = masked_mse(features, codes, batch.frame_lengths)
         return {"motion": motion, "features": feature, "loss": self.weights["motion"] * motion + self.weights["features"] * feature}
 
@@ -109,5 +109,5 @@ class CodeTalker(CodebookStages, TalkingFaceModule):
         and decoded, each clip at its length."""
         features = self.network.encode_audio(inputs.audio, inputs.audio_lengths, inputs.n_frames)
         predicted = self.network.autoregressive(features, inputs.max_frames, inputs.style)
-        offsets = self.network.decode_features(predicted, inputs.n_frames.tolist())
+        offsets = self.decode_latents(predicted, inputs.n_frames.tolist())
         return self.vertices_from_offsets(inputs.templates, offsets)

@@ -292,15 +292,6 @@ class CodeTalkerNetwork(nn.Module):
         bias, blocked = decoder_masks(self.n_heads, tokens.shape[1], audio_features.shape[1], self.period, self.audio_per_frame, tokens.device)
         return self.autoencoder.components(self.feat_map(self.transformer_decoder(tokens, audio_features, bias, blocked)))
 
-    def decode_features(self, features: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-        """Predicted features (B, T, H, C) through the stage-1 quantiser and decoder, each clip at
-        its own length; zeros past it. Returns offsets (B, T, V*3)."""
-        out = features.new_zeros(*features.shape[:2], self.vertice_map.in_features)
-        for b, length in enumerate(lengths):
-            quantised, _, _ = self.autoencoder.quantize(features[b : b + 1, :length])
-            out[b, :length] = self.autoencoder.decode(quantised)[0]
-        return out
-
     def decode_prefix(self, features: torch.Tensor) -> torch.Tensor:
         """Offsets of the last frame (B, V*3) of a prefix of predicted features (B, t, H, C), as
         the official `predict` feeds it back: the whole prefix decoded again (the decoder is not

@@ -12,6 +12,7 @@ features. Its forward maps one clip's offsets (1, T, V*3) to (reconstruction, qu
 from __future__ import annotations
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from facebench.data.sequence import Batch
 from facebench.models.base import Stage
@@ -77,12 +78,18 @@ class CodebookStages:
         """The ground truth's quantised latents (B, T, H, C) through the frozen encoder, each clip
         at its length; zeros past it."""
         with torch.no_grad():
-            first = self.network.autoencoder.encode(target[:1, : lengths[0]])[0]
-            codes = first.new_zeros(len(lengths), target.shape[1], *first.shape[2:])
-            codes[0, : lengths[0]] = first[0]
-            for b, length in enumerate(lengths[1:], start=1):
-                codes[b, :length] = self.network.autoencoder.encode(target[b : b + 1, :length])[0][0]
-        return codes
+            codes = [self.network.autoencoder.encode(target[b : b + 1, :length])[0][0] for b, length in enumerate(lengths)]
+        return pad_sequence(codes, batch_first=True)
+
+    def decode_latents(self, latents: torch.Tensor, lengths: list[int], quantize: bool = True) -> torch.Tensor:
+        """Latents (B, T, H, C) through the quantiser (`quantize`) and the decoder, each clip at its
+        own length; zeros past it. Returns offsets (B, T, V*3)."""
+        autoencoder = self.network.autoencoder
+        out = latents.new_zeros(*latents.shape[:2], 3 * self.n_vertices)
+        for b, length in enumerate(lengths):
+            clip = latents[b : b + 1, :length]
+            out[b, :length] = autoencoder.decode(autoencoder.quantize(clip)[0] if quantize else clip)[0]
+        return out
 
     def validation_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         if self.in_vqvae_stage():  # reconstruction needs no style

@@ -197,10 +197,5 @@ class GLDiTalker(CodebookStages, TalkingFaceModule):
         the codebook (`quantize_samples`) and decoded, each clip at its length."""
         audio = self.network.audio_encoder(inputs.audio, inputs.audio_lengths, inputs.n_frames, self.audio_per_frame)
         latents = self.network.autoencoder.components(self.sample_latents(audio, inputs.style, inputs.n_frames, inputs.max_frames, seed))
-        offsets = latents.new_zeros(*latents.shape[:2], 3 * self.n_vertices)
-        for b, length in enumerate(inputs.n_frames.tolist()):
-            clip = latents[b : b + 1, :length]
-            if self.quantize_samples:
-                clip = self.network.autoencoder.quantize(clip)[0]
-            offsets[b, :length] = self.network.autoencoder.decode(clip)[0]
+        offsets = self.decode_latents(latents, inputs.n_frames.tolist(), self.quantize_samples)
         return self.vertices_from_offsets(inputs.templates, offsets)
