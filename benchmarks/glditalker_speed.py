@@ -64,7 +64,7 @@ def main() -> None:
     for stage in ("vqvae", "denoiser"):
         model.set_stage(stage)
         model.train()
-        for repeat in range(3):  # the first is a warm-up
+        for _repeat in range(3):  # the first is a warm-up
             start = time.perf_counter()
             model.losses(batch)["loss"].backward()
             synchronize(args.device)

@@ -22,6 +22,7 @@ from facebench.metrics import (
     FramesDropped,
     LipVertexError,
     MeanVertexError,
+    MeshMetrics,
     MetricInputError,
     SampleDiversity,
     mesh_metrics,
@@ -105,6 +106,35 @@ def test_metrics_match_reference_transcriptions(batch_size):
     ]
     for metric, expected in cases:
         assert feed(metric, preds, gts, templates, batch_size) == pytest.approx(expected, rel=1e-5), type(metric).__name__
+
+
+@pytest.mark.parametrize("chunk_values", [1, 500, 10**6])  # one frame per chunk, a few, the whole batch
+def test_one_pass_metrics_match_reference_transcriptions(chunk_values):
+    preds, gts, templates = random_sequences()
+    lips, upper = torch.from_numpy(LIPS), torch.from_numpy(UPPER)
+    metric = MeshMetrics({"lve": lips, "eve": upper, "fdd": upper}, chunk_values=chunk_values)
+    for start in range(0, len(preds), 3):
+        p, lp = padded(preds[start : start + 3])
+        g, lg = padded(gts[start : start + 3])
+        metric.update(p, g, lp, lg, templates=torch.from_numpy(np.stack(templates[start : start + 3])))
+    values = {k: float(v) for k, v in metric.compute().items()}
+    expected = {"lve": ref_lve(preds, gts, LIPS), "eve": ref_lve(preds, gts, UPPER), "mve": ref_mve(preds, gts),
+                "fdd": ref_fdd(preds, gts, templates, UPPER), "fdd_abs": ref_fdd(preds, gts, templates, UPPER, absolute=True)}  # fmt: skip
+    for key, value in expected.items():
+        assert values[key] == pytest.approx(value, rel=1e-5), key
+    assert values["frames_dropped"] == 5
+
+
+def test_one_pass_metrics_name_the_input_with_nan_and_report_overflow():
+    pred, target = torch.zeros(2, 6, 5, 3), torch.zeros(2, 6, 5, 3)
+    target[1, 4, 2, 0] = float("inf")
+    with pytest.raises(MetricInputError, match="infinite values in target"):
+        MeshMetrics(chunk_values=15).update(pred, target, templates=torch.zeros(2, 5, 3))
+    target[1, 4, 2, 0] = 3e38  # finite, but its square is not
+    with pytest.raises(MetricInputError, match="overflow"):
+        MeshMetrics().update(pred, target, templates=torch.zeros(2, 5, 3))
+    target[1, 4, 2, 0] = float("nan")  # padding: the clip has 4 frames
+    MeshMetrics().update(pred, target, target_lengths=torch.tensor([6, 4]), templates=torch.zeros(2, 5, 3))
 
 
 def test_lve_matches_torchmetrics_functional():
@@ -199,8 +229,9 @@ def test_nan_beyond_the_length_is_padding_not_an_error():
 def test_preset_collection_and_condition_protocol():
     regions = {"lve": torch.from_numpy(LIPS), "fdd": torch.from_numpy(UPPER)}
     collection = mesh_metrics(BIWI, regions)
-    assert set(collection.keys()) == {"lve", "fdd", "fdd_abs", "mve", "frames_dropped"}
-    assert collection["lve"].region_set == "regions/lve.txt"
+    collection.update(torch.zeros(1, 3, V, 3), torch.zeros(1, 3, V, 3), templates=torch.zeros(1, V, 3))
+    assert set(collection.compute()) == {"lve", "fdd", "fdd_abs", "mve", "frames_dropped"}
+    assert collection["mesh"].region_sets["lve"] == "regions/lve.txt"
     preds, gts, templates = random_sequences(lengths=(6, 7), pred_offsets=(0, 0))
     # Unseen subject, three conditions: the mean of each condition's split-level metric.
     unseen = ConditionedMetrics(BIWI, regions, n_conditions=3, seen=False)
@@ -234,6 +265,10 @@ def _ddp_worker(rank, world_size, port, queue):
     lips, upper = torch.from_numpy(LIPS), torch.from_numpy(UPPER)
     metrics = {"lve": LipVertexError(lips), "fdd": FaceDynamicsDeviation(upper), "mve": MeanVertexError(), "dropped": FramesDropped()}
     values = {k: feed(m, preds[mine], gts[mine], templates[mine]) for k, m in metrics.items()}
+    one_pass = MeshMetrics({"lve": lips, "fdd": upper}, chunk_values=100)
+    for i in range(rank, len(preds), world_size):
+        one_pass.update(torch.from_numpy(preds[i])[None], torch.from_numpy(gts[i])[None], templates=torch.from_numpy(templates[i])[None])
+    values["one_pass"] = {k: float(v) for k, v in one_pass.compute().items()}
     div = Diversity()
     for i in range(rank, 4, world_size):
         div.update(torch.from_numpy(np.stack([preds[i][:4], gts[i][:4], templates[i][None].repeat(4, 0)])))
@@ -254,5 +289,8 @@ def test_two_process_ddp_equals_one_process():
     assert distributed["fdd"] == pytest.approx(ref_fdd(preds, gts, templates, UPPER), rel=1e-5)
     assert distributed["mve"] == pytest.approx(ref_mve(preds, gts), rel=1e-5)
     assert distributed["dropped"] == 6
+    one_pass = distributed["one_pass"]
+    assert one_pass["lve"] == pytest.approx(distributed["lve"], rel=1e-6) and one_pass["mve"] == pytest.approx(distributed["mve"], rel=1e-6)
+    assert one_pass["fdd"] == pytest.approx(distributed["fdd"], rel=1e-5) and one_pass["frames_dropped"] == 6
     clips = [np.stack([preds[i][:4], gts[i][:4], templates[i][None].repeat(4, 0)]) for i in range(4)]
     assert distributed["diversity"] == pytest.approx(ref_diversity(clips), rel=1e-5)

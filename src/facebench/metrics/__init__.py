@@ -9,8 +9,10 @@ from facebench.metrics.mesh import (
     FramesDropped,
     LipVertexError,
     MeanVertexError,
+    MeshMetrics,
     MetricInputError,
     SampleDiversity,
+    mesh_error_sums,
 )
 
 __all__ = [
@@ -22,7 +24,9 @@ __all__ = [
     "FramesDropped",
     "LipVertexError",
     "MeanVertexError",
+    "MeshMetrics",
     "MetricInputError",
     "SampleDiversity",
+    "mesh_error_sums",
     "mesh_metrics",
 ]

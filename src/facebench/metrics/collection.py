@@ -14,38 +14,17 @@ from torchmetrics.aggregation import SumMetric
 from facebench.data.presets import DatasetPreset
 from facebench.lipreading.reference import ReferenceLipReader
 from facebench.metrics.lipreading import LipReadability
-from facebench.metrics.mesh import (
-    AbsoluteFaceDynamicsDeviation,
-    Diversity,
-    EyeVertexError,
-    FaceDynamicsDeviation,
-    FramesDropped,
-    LipVertexError,
-    MeanVertexError,
-    SampleDiversity,
-)
+from facebench.metrics.mesh import Diversity, MeshMetrics, SampleDiversity
 
 
 def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor], lip_reader: ReferenceLipReader | None = None) -> MetricCollection:
-    """LVE, FDD (signed and absolute), MVE, EVE where the preset has the region, frames dropped, and
-    lip readability (`per`, `per_gt`) when the dataset's reference lip reader is given."""
-    spec = preset.regions
-
-    def region(key: str) -> dict:
-        return {"region": regions[key], "region_set": spec[key].describe()} if key in regions else {}
-
-    metrics = {
-        "lve": LipVertexError(**region("lve")),
-        "fdd": FaceDynamicsDeviation(**region("fdd")),
-        "fdd_abs": AbsoluteFaceDynamicsDeviation(**region("fdd")),
-        "mve": MeanVertexError(),
-        "frames_dropped": FramesDropped(),
-    }
-    if "eve" in regions:
-        metrics["eve"] = EyeVertexError(**region("eve"))
+    """LVE, FDD (signed and absolute), MVE, EVE where the preset has the region and frames dropped,
+    all in one pass per batch (`MeshMetrics`), and lip readability (`per`, `per_gt`) when the
+    dataset's reference lip reader is given. `compute()` returns one flat dictionary."""
+    known = {key: regions[key] for key in ("lve", "eve", "fdd") if key in regions}
+    metrics = {"mesh": MeshMetrics(known, {key: preset.regions[key].describe() for key in known})}
     if lip_reader is not None:
         metrics["lip_readability"] = LipReadability(lip_reader)
-    # compute_groups would merge fdd and fdd_abs after one update if their states happened to match.
     return MetricCollection(metrics, compute_groups=False)
 
 
