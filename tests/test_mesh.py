@@ -146,3 +146,19 @@ def test_spiral_conv_3d_is_causal_and_chunks_give_the_same_values_and_gradients(
     grad_full = torch.autograd.grad(full.square().sum(), x)[0]
     grad_chunked = torch.autograd.grad(chunked.square().sum(), x)[0]
     torch.testing.assert_close(grad_chunked, grad_full)
+
+
+def test_the_nearest_vertex_fill_is_a_stable_argsort_with_ties():
+    """The spirals' fill of vertices with too few reachable neighbours: the nearest vertices not
+    already in the spiral, in the order of a stable argsort of the distances (ties by index), found
+    without sorting the whole mesh."""
+    from facebench.mesh.topology import nearest_outside
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        vertices = rng.integers(0, 4, size=(int(rng.integers(5, 300)), 3)).astype(float)  # many ties
+        v = int(rng.integers(len(vertices)))
+        members = {v, *rng.choice(len(vertices), size=int(rng.integers(1, min(len(vertices), 30))), replace=False).tolist()}
+        count = int(rng.integers(1, 40))
+        order = np.argsort(np.linalg.norm(vertices - vertices[v], axis=1), kind="stable")
+        assert nearest_outside(vertices, v, members, count) == [int(u) for u in order if int(u) not in members][:count]

@@ -190,8 +190,12 @@ def test_every_trainable_model_trains_an_epoch_on_the_real_formats(name, dataset
     """VOCASET validates on unseen speakers (losses under the condition protocol), BIWI has two
     speech features per frame; each trainable model trains an epoch and is tested on both."""
     root = request.getfixturevalue(f"{dataset}_root")
+    from facebench.bench.runner import model_class
+
     raw = model_specs()[name].raw
-    spec = ModelSpec(name, {**raw, "overrides": raw.get("overrides", []) + [{"profile": "ci", "trainer": {"max_epochs": 1}}]})
+    one_epoch = {"max_epochs": 1}  # for every stage: a stage's own trainer settings override the profile's
+    stages = {stage.name: {"trainer": one_epoch} for stage in model_class(raw).stages}
+    spec = ModelSpec(name, {**raw, "overrides": raw.get("overrides", []) + [{"profile": "ci", "trainer": one_epoch, "stages": stages}]})
     rows = run_one(spec, dataset, "ci", 0, root=str(root), leaderboards=tmp_path / "lb", runs=tmp_path / "runs", progress=False)
     table = pd.read_csv(tmp_path / "lb" / f"{dataset}.csv")
     assert len(rows) == len(table) == len(FaceDataModule(dataset, root=str(root)).test_split_names)

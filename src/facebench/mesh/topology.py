@@ -84,6 +84,18 @@ def ordered_rings(faces: np.ndarray, n_vertices: int) -> list[list[int]]:
     return rings
 
 
+def nearest_outside(vertices: np.ndarray, v: int, members: set[int], count: int) -> list[int]:
+    """The `count` vertices nearest to vertex `v` that are not in `members`, by Euclidean distance,
+    ties by index (the order of a stable argsort). Only the nearest `count + len(members)` are
+    sorted, every vertex tied with the farthest of them included, so the result is the same."""
+    distance = np.linalg.norm(vertices - vertices[v], axis=1)
+    k = min(count + len(members), len(distance))
+    threshold = np.partition(distance, k - 1)[k - 1]
+    candidates = np.flatnonzero(distance <= threshold)
+    ordered = candidates[np.lexsort((candidates, distance[candidates]))]
+    return [int(u) for u in ordered if int(u) not in members][:count]
+
+
 def spirals(faces: np.ndarray, vertices: np.ndarray, length: int, dilation: int = 1) -> np.ndarray:
     """(V, length) spiral sequences: each vertex, then its rings outward, each ring walked in fan
     order (SpiralNet++), truncated to length x dilation and every dilation-th kept. A vertex with
@@ -105,9 +117,7 @@ def spirals(faces: np.ndarray, vertices: np.ndarray, length: int, dilation: int 
             spiral += ring
             frontier = ring
         if len(spiral) < wanted:
-            distance = np.linalg.norm(vertices - vertices[v], axis=1)
-            nearest = [int(u) for u in np.argsort(distance, kind="stable") if int(u) not in members]
-            spiral += nearest[: wanted - len(spiral)]
+            spiral += nearest_outside(vertices, v, members, wanted - len(spiral))
         out[v] = spiral[:wanted][::dilation]
     return out
 
