@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from facebench.bench.config import ModelSpec, deep_merge, model_specs, resolve
-from facebench.bench.runner import build, fit_stages, run_one
+from facebench.bench.runner import build, fit_stages, model_class, run_one
 from facebench.data.audio import feature_count, frames_from_audio
 from facebench.data.datamodule import FaceDataModule
 from facebench.data.sequence import SealedInputError, collate
@@ -178,8 +178,6 @@ def test_rows_of_a_stochastic_model_carry_sample_diversity(synth_tiny, tmp_path)
 
 
 def trainable_specs() -> list[str]:
-    from facebench.bench.runner import model_class
-
     return sorted(name for name, spec in model_specs().items() if model_class(spec.raw).stages)
 
 
@@ -190,8 +188,6 @@ def test_every_trainable_model_trains_an_epoch_on_the_real_formats(name, dataset
     """VOCASET validates on unseen speakers (losses under the condition protocol), BIWI has two
     speech features per frame; each trainable model trains an epoch and is tested on both."""
     root = request.getfixturevalue(f"{dataset}_root")
-    from facebench.bench.runner import model_class
-
     raw = model_specs()[name].raw
     one_epoch = {"max_epochs": 1}  # for every stage: a stage's own trainer settings override the profile's
     stages = {stage.name: {"trainer": one_epoch} for stage in model_class(raw).stages}

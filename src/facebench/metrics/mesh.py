@@ -145,16 +145,17 @@ def mesh_error_sums(
     work = _Workspace(min(step, int(n.max())), vertices, dtype, pred.device)
     zero = torch.zeros((), dtype=torch.float64, device=pred.device)
     sums = {term: zero.clone() for term in terms}
+    # The sum of every real frame's errors: NaN or infinite when any value is, checked once at the
+    # end (a check per chunk would wait on the device at every chunk).
+    everything = zero.clone()
     for b, length in enumerate(n.tolist()):
         moments = {}  # per input: the first frame's motion energy (the shift), its sum and sum of squares over time
         for start in range(0, length, step):
             p, g = pred[b, start : min(start + step, length)], target[b, start : min(start + step, length)]
             squared = work.squared_norms(p, g)  # (t, V), float32 as in the reference
             distance = squared.sqrt()
-            total = distance.sum(-1, dtype=torch.float64)  # (t,): NaN or infinite where any value of the frame is
-            if not torch.isfinite(total).all():
-                _check_finite(pred, target, n)
-                raise MetricInputError("expected values whose squared differences fit in float32, found an overflow")
+            total = distance.sum(-1, dtype=torch.float64)  # (t,)
+            everything += total.sum()
             if "mve" in terms:
                 region = regions.get("mve")
                 sums["mve"] += total.sum() if region is None else distance.index_select(-1, region).sum(dtype=torch.float64)
@@ -169,18 +170,18 @@ def mesh_error_sums(
                 energy = work.squared_norms(x, templates[b, None])
                 region = regions.get("fdd")
                 energy = energy.clone() if region is None else energy.index_select(-1, region)  # (t, R)
-                if label not in moments:
-                    moments[label] = [energy[0].clone(), zero, zero]
-                shift, first, second = moments[label]
+                shift, first, second = moments.setdefault(label, (energy[0].clone(), zero, zero))
                 energy.sub_(shift)
-                moments[label][1] = first + energy.sum(0, dtype=torch.float64)
-                moments[label][2] = second + energy.square_().sum(0, dtype=torch.float64)
+                moments[label] = (shift, first + energy.sum(0, dtype=torch.float64), second + energy.square_().sum(0, dtype=torch.float64))
         if wants_fdd:
             deviation = _mean_temporal_std(*moments["target"], length) - _mean_temporal_std(*moments["pred"], length)
             if "fdd" in terms:
                 sums["fdd"] += deviation
             if "fdd_abs" in terms:
                 sums["fdd_abs"] += deviation.abs()
+    if not torch.isfinite(everything):
+        _check_finite(pred, target, n)
+        raise MetricInputError("expected values whose squared differences fit in float32, found an overflow")
     return sums
 
 
