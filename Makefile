@@ -9,6 +9,11 @@ SEED ?= 0
 LEADERBOARDS ?= leaderboards
 RUNS ?= runs
 BENCH_ARGS ?=
+# Several devices (README, "Several devices"): DEVICES per node, NODES (each started by torchrun or srun).
+DEVICES ?=
+NODES ?=
+STRATEGY ?=
+PRECISION ?=
 DRIFT_ARGS ?=
 # One stamp per Python environment: a new virtual environment installs again.
 ENV_ID := $(shell $(PYTHON) -c "import hashlib, sys; print(hashlib.sha256(sys.prefix.encode()).hexdigest()[:12])" 2>/dev/null)
@@ -33,7 +38,8 @@ lint: install
 
 bench: install
 	$(PYTHON) -m facebench bench --model $(MODEL) --data $(DATA) --profile $(PROFILE) --seed $(SEED) \
-		--leaderboards $(LEADERBOARDS) --runs $(RUNS) $(BENCH_ARGS)
+		--leaderboards $(LEADERBOARDS) --runs $(RUNS) $(if $(DEVICES),--devices $(DEVICES)) $(if $(NODES),--num-nodes $(NODES)) \
+		$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(PRECISION),--precision $(PRECISION)) $(BENCH_ARGS)
 
 leaderboard: install
 	$(PYTHON) -m facebench leaderboard --folder $(LEADERBOARDS)

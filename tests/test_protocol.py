@@ -201,25 +201,33 @@ def test_every_trainable_model_trains_an_epoch_on_the_real_formats(name, dataset
 # -- several devices --------------------------------------------------------------------------
 
 
-def template_results(root: str, devices: int, out: Path) -> dict:
-    """The template's test results on BIWI's fabricated splits (three clips each: an odd count)."""
-    command = [sys.executable, str(REPO / "tests" / "ddp_worker.py"), root, str(out)]
-    if devices > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}", *command[1:]]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    subprocess.run(command, check=True, env=env, cwd=REPO, capture_output=True, timeout=300)
-    return json.loads(out.read_text())
+def bench_on_processes(root: str, out: Path, model: str, processes: int, *extra: str) -> pd.DataFrame:
+    """`facebench bench` on BIWI's fabricated splits (three clips each: an odd count) with
+    `processes` CPU processes (gloo), started by the command itself; its leaderboard rows."""
+    command = [sys.executable, "-m", "facebench", "bench", "--model", model, "--variants", "base", "--data", "biwi", "--root", root,
+               "--profile", "ci", "--accelerator", "cpu", "--devices", str(processes), "--no-progress",
+               "--leaderboards", str(out / "lb"), "--runs", str(out / "runs"), *extra]  # fmt: skip
+    done = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return pd.read_csv(out / "lb" / "biwi.csv")
 
 
 @pytest.mark.slow
-def test_two_processes_score_each_test_clip_once(biwi_root, tmp_path):
-    one = template_results(str(biwi_root), 1, tmp_path / "one.json")
-    two = template_results(str(biwi_root), 2, tmp_path / "two.json")
-    assert one["world_size"] == 1 and two["world_size"] == 2
-    for split in ("test_a", "test_b"):
-        assert one["results"][split]["clips"] == two["results"][split]["clips"] == 3  # a padded sampler would score 4
-        for metric in ("lve", "fdd", "mve", "frames_dropped"):
-            assert two["results"][split][metric] == pytest.approx(one["results"][split][metric], rel=1e-9)
+def test_a_bench_run_on_two_processes_scores_each_clip_once_and_writes_once(biwi_root, tmp_path):
+    one = bench_on_processes(str(biwi_root), tmp_path / "one", "template", 1)
+    two = bench_on_processes(str(biwi_root), tmp_path / "two", "template", 2)
+    assert list(one["processes"]) == [1, 1] and list(two["processes"]) == [2, 2]  # one row per test split, written once
+    for metric in ("clips", "lve", "fdd", "fdd_abs", "mve", "frames_dropped"):
+        assert list(two[metric]) == pytest.approx(list(one[metric]), rel=1e-9), metric
+    assert list(two["clips"]) == [3, 3]  # a padded sampler would score 4
+
+    # A trained model: one run folder, its stage's checkpoints and stages.json written once.
+    rows = bench_on_processes(str(biwi_root), tmp_path / "fit", "faceformer", 2, "--max-epochs", "2")
+    assert list(rows["processes"]) == [2, 2] and list(rows["clips"]) == [3, 3] and rows["lve"].notna().all()
+    (run,) = (tmp_path / "fit" / "runs" / "biwi").iterdir()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["fit-best.ckpt", "fit-last.ckpt"]
+    (stage,) = json.loads((run / "stages.json").read_text())
+    assert stage["epochs"] == 2 and rows["checkpoint"].iloc[0].endswith("fit-best.ckpt")
 
 
 # -- a dataset given as a folder ----------------------------------------------------------------

@@ -116,17 +116,22 @@ def test_messages_keep_their_brackets_and_say_where_to_look(tmp_path, monkeypatc
     assert "$FACEBENCH_DATA" in out and "--root" in out
 
 
-def test_a_bench_run_takes_one_device(capsys):
+def test_bench_run_settings_for_several_devices_are_checked(capsys):
+    from facebench.bench.distributed import requested_processes
     from facebench.cli import build_parser, command_line_overrides
 
     parse = build_parser().parse_args
-    assert command_line_overrides(parse(["bench", "--model", "ff", "--devices", "[1]"]))["trainer"]["devices"] == [1]
-    assert command_line_overrides(parse(["bench", "--model", "ff", "--devices", "1"]))["trainer"]["devices"] == 1
-    for several in ("2", "[0,1]", "auto", "-1"):
+    trainer = command_line_overrides(parse(["bench", "--model", "ff", "--devices", "[0,1]", "--num-nodes", "2", "--strategy", "ddp"]))["trainer"]
+    assert trainer == {"devices": [0, 1], "num_nodes": 2, "strategy": "ddp"} and requested_processes(trainer) == 4
+    assert requested_processes({"devices": 3}) == 3 and requested_processes({"devices": "0,1"}) == 2 and requested_processes({}) == 1
+    for several in ("auto", "-1", "[]"):
         with pytest.raises(SystemExit):
             main(["bench", "--model", "template", "--data", "synth-tiny", "--devices", several])
         out = capsys.readouterr().out
-        assert f"--devices {several}: expected one device" in out and "facebench fit/test" in out, out
+        assert f"--devices {several}" in out and "expected a count of devices per node" in out, out
+    with pytest.raises(SystemExit):  # several nodes need a launcher on each
+        main(["bench", "--model", "template", "--data", "synth-tiny", "--devices", "1", "--num-nodes", "2"])
+    assert "--num-nodes 2: expected the command to be started on every node by a launcher" in capsys.readouterr().out
 
 
 def test_variants_are_chosen_by_name(capsys):

@@ -91,30 +91,44 @@ def cmd_bench(args: argparse.Namespace) -> None:
     overrides = command_line_overrides(args)
     check_dataset(data, args.root)  # a missing or malformed dataset stops here, before the training stack loads
 
+    from functools import partial
+
+    from facebench.bench import distributed
     from facebench.bench.leaderboard import leaderboard_path
-    from facebench.bench.runner import new_run_dir, run_isolated
+    from facebench.bench.runner import new_run_dir, run_isolated, run_one
     from facebench.data.datamodule import FaceDataModule
     from facebench.lipreading.reference import dataset_lip_reader
 
+    # Several devices: one process each, started here unless a launcher started them (torchrun, srun).
+    trainer = overrides.get("trainer", {})
+    if distributed.requested_processes(trainer) > 1 and distributed.launcher_environment() is None:
+        sys.exit(distributed.relaunch(distributed.requested_processes(trainer), int(trainer.get("num_nodes", 1))))
+    distributed.join(trainer)
+
     # Built (once, visibly) here rather than in a run's process, whose peak memory must be its own.
-    dataset_lip_reader(FaceDataModule(data, root=args.root), progress=not args.no_progress)
+    with distributed.main_first():
+        dataset_lip_reader(FaceDataModule(data, root=args.root), progress=not args.no_progress)
 
     signal.signal(signal.SIGTERM, raise_interrupted)
     rows, current = [], None
     try:
         for spec, variant in jobs:
             label = spec.name + (f" ({variant})" if variant else "")
-            current = Path(args.resume) if args.resume else new_run_dir(Path(args.runs), name, spec, profile, seed, variant)
-            console.rule(f"{label} on {name}, profile {profile}, seed {seed}")
-            # Each run in a fresh process, so that its peak memory is its own (README, "Leaderboard rows").
-            rows += run_isolated(args.verbose, spec=spec, dataset=data, profile=profile, seed=seed, variant=variant, root=args.root,
-                                 leaderboards=Path(args.leaderboards), runs=current.parents[1], progress=not args.no_progress,
-                                 overrides=overrides, run_dir=current)  # fmt: skip
+            current = Path(args.resume) if args.resume else distributed.from_main(new_run_dir(Path(args.runs), name, spec, profile, seed, variant))
+            if distributed.is_main():
+                console.rule(f"{label} on {name}, profile {profile}, seed {seed}")
+            # Each run in a fresh process, so that its peak memory is its own (README, "Leaderboard rows");
+            # under a launcher each process is its own already, and runs the command's runs in turn.
+            run = run_one if distributed.world_size() > 1 else partial(run_isolated, args.verbose)
+            rows += run(spec=spec, dataset=data, profile=profile, seed=seed, variant=variant, root=args.root, leaderboards=Path(args.leaderboards),
+                        runs=current.parents[1], progress=not args.no_progress and distributed.is_main(), overrides=overrides, run_dir=current)  # fmt: skip
     except KeyboardInterrupt as exc:
         kept = current is not None and (current / "config.yaml").is_file()
         where = f"kept {current} (its config and checkpoints so far): continue it with `facebench bench --resume {current}`" if kept else "no run folder was written"
         console.print(f"interrupted: {len(rows)} rows appended before; {where}", highlight=False, markup=False, soft_wrap=True)  # one line to copy
         sys.exit(143 if isinstance(exc, Interrupted) else 130)
+    if not distributed.is_main():
+        return
     columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "per", "train_time_s", "rtf", "peak_memory_mb", "params"]
     console.print(metric_table(f"{name} ({profile}, seed {seed}): raw units", rows, columns))
     console.print(f"appended {len(rows)} rows to {leaderboard_path(args.leaderboards, name)}")
@@ -134,27 +148,16 @@ def chosen_variants(spec, args: argparse.Namespace) -> list[str]:
     return ["" if name == "base" else name for name in names]
 
 
-def one_device(value: str) -> int | list[int]:
-    """`--devices` for a bench run: one device, as a count of 1 or a list naming one index. Rows
-    report one device's cost, and the runner's evaluation and timing assume one process."""
-    import yaml
-
-    parsed = yaml.safe_load(str(value))
-    if parsed == 1 or (isinstance(parsed, list) and len(parsed) == 1 and isinstance(parsed[0], int)):
-        return parsed
-    raise FacebenchError(f"--devices {value}: expected one device (1, or [N] for device N), found "
-                         f"{parsed!r}; several devices go through `facebench fit/test` (README, 'Benchmarking')")
-
-
 def command_line_overrides(args: argparse.Namespace) -> dict:
     """The run settings given on the command line, as a config to merge over the resolved one."""
     import yaml
 
     from facebench.bench.config import deep_merge
 
-    devices = one_device(args.devices) if args.devices is not None else None
-    trainer = {k: v for k, v in (("accelerator", args.accelerator), ("devices", devices), ("precision", args.precision),
-                                 ("max_epochs", args.max_epochs)) if v is not None}  # fmt: skip
+    devices = yaml.safe_load(str(args.devices)) if args.devices is not None else None  # 2, or [0, 1]
+    trainer = {k: v for k, v in (("accelerator", args.accelerator), ("devices", devices), ("num_nodes", args.num_nodes),
+                                 ("strategy", args.strategy), ("precision", args.precision), ("max_epochs", args.max_epochs))
+               if v is not None}  # fmt: skip
     overrides: dict = {"trainer": trainer} if trainer else {}
     if args.batch_size is not None:
         overrides["data"] = {"batch_size": args.batch_size}
@@ -319,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("run settings (over the profile's; recorded in the run's config and its hash)")
     run.add_argument("--threads", type=int, default=None, help="torch's CPU threads for the run (profile default)")
     run.add_argument("--accelerator", default=None, help="cpu, gpu, auto")
-    run.add_argument("--devices", default=None, help="which device, e.g. 1 or [1] (one device per run: README, 'Benchmarking')")
+    run.add_argument("--devices", default=None, help="devices per node: a count (2) or indices ([0,1]); several run as processes (README, 'Several devices')")
+    run.add_argument("--num-nodes", type=int, default=None, help="nodes, each started by a launcher (torchrun, srun)")
+    run.add_argument("--strategy", default=None, help="Lightning's strategy for several devices (default: ddp)")
     run.add_argument("--precision", default=None, help="e.g. 32-true, bf16-mixed")
     run.add_argument("--max-epochs", type=int, default=None, help="epochs of every stage")
     run.add_argument("--batch-size", type=int, default=None, help="training clips per batch")

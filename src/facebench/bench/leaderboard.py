@@ -14,7 +14,8 @@ from filelock import FileLock
 IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
 METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity", "per", "per_gt", "emotion_accuracy",
            "frames_dropped", "clips"]  # fmt: skip
-COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "rtf_clips", "peak_memory_mb", "device", "precision"]
+COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "rtf_clips", "peak_memory_mb", "device", "processes",
+        "precision"]  # fmt: skip
 ENVIRONMENT = ["torch", "cpu", "gpu", "threads"]
 PROVENANCE = ["protocol", "inputs", "samples", "config_hash", "checkpoint", "region_set", "per_reader", "audio_encoder",
               "official_code", "run_dir"]  # fmt: skip

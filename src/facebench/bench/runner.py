@@ -20,6 +20,7 @@ from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.loggers import CSVLogger
 
 import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
+from facebench.bench import distributed
 from facebench.bench.config import ModelSpec, config_hash, deep_merge, resolve
 from facebench.bench.cost import PeakMemory, StageTimer, real_time_factor
 from facebench.bench.leaderboard import append_rows, leaderboard_path
@@ -125,7 +126,8 @@ def fit_stages(model: TalkingFaceModule, data: FaceDataModule, config: dict, run
             "frames": data.split_dataset("train").frames * trainer.current_epoch, "lr": model.learning_rate,
             "train_time_s": timer.train_s, "validation_time_s": timer.validation_s, "resumed": resumed,
         })  # fmt: skip
-        progress_file.write_text(json.dumps(records, indent=2))
+        if distributed.is_main():
+            progress_file.write_text(json.dumps(records, indent=2))
     data.batch_size = default_batch_size
     seconds = sum(r["train_time_s"] for r in records)
     frames = sum(r["frames"] for r in records)
@@ -208,14 +210,18 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
         # oneDNN's convolutions block their reductions by the CPU's cache sizes; torch's own goes
         # through MKL's matrix products, which the portable kernels fix (facebench.environment).
         torch.backends.mkldnn.enabled = False
+    distributed.join(config["trainer"])  # several processes: one group for every run of the command
     L.seed_everything(seed, workers=True, verbose=False)
     data, model = build(config, root)
-    lip_reader = dataset_lip_reader(data, progress)  # trained once per dataset, visibly, before the timed training
-    stamp = dt.datetime.now(dt.timezone.utc)
-    run_dir = run_dir or new_run_dir(runs, data.name, spec, profile, seed, variant)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (run_dir / "cli.yaml").write_text(yaml.safe_dump(lightning_config(config, model, root, data), sort_keys=False))
+    with distributed.main_first():  # trained once per dataset, visibly, before the timed training
+        lip_reader = dataset_lip_reader(data, progress)
+    stamp = distributed.from_main(dt.datetime.now(dt.timezone.utc))
+    run_dir = distributed.from_main(run_dir or new_run_dir(runs, data.name, spec, profile, seed, variant))
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        (run_dir / "cli.yaml").write_text(yaml.safe_dump(lightning_config(config, model, root, data), sort_keys=False))
+    distributed.barrier()
     cost = {"train_time_s": 0.0, "train_frames_per_s": None, "stages": []}
     with PeakMemory() as memory:
         if model.stages:
@@ -224,6 +230,9 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
         tester = trainer_for(config["trainer"], run_dir, [metrics], progress, logger=False)
         tester.test(model, datamodule=data, verbose=False)
     device = tester.strategy.root_device
+    if not distributed.is_main():  # the main process measures, keeps and writes; the others are done
+        distributed.barrier()
+        return []
     rtf, rtf_clips = real_time_factor(model, data)
     save_predictions(model, data, run_dir / "predictions")
     if config.get("render_clips"):
@@ -238,7 +247,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
             **{k: v for k, v in values.items() if k not in ("region_set", "protocol", "per_reader")},
             "params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable_parameters(model),
             "train_time_s": cost["train_time_s"], "train_frames_per_s": cost["train_frames_per_s"],
-            "rtf": rtf, "rtf_clips": rtf_clips, "peak_memory_mb": memory.mb(device), "device": str(device),
+            "rtf": rtf, "rtf_clips": rtf_clips, "peak_memory_mb": memory.mb(device), "device": str(device), "processes": tester.world_size,
             "precision": str(tester.precision), **environment(device),
             "protocol": values["protocol"], "inputs": model.describe_inputs(), "samples": model.evaluation_samples,
             "config_hash": config_hash(config), "checkpoint": ";".join(relative(s["checkpoint"], runs) for s in cost["stages"]),
@@ -248,6 +257,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     (run_dir / "metrics.json").write_text(json.dumps(rows, indent=2, default=str))
     if leaderboards is not None:
         append_rows(leaderboard_path(leaderboards, data.name), rows)
+    distributed.barrier()
     return rows
 
 

@@ -42,7 +42,6 @@ class MeshMetricsCallback(L.Callback):
                                          samples=samples, mixed=spec.mixed)  # fmt: skip
             self._metrics[split] = metrics.to(pl_module.device)
         self._region_set = data.preset.region_set
-        self._updated = False
         # Models that classify the emotion they hear are scored on it where the dataset labels emotions.
         classifies = type(pl_module).predict_emotion is not TalkingFaceModule.predict_emotion
         self._emotion = {split: MeanMetric().to(pl_module.device) for split in splits} if classifies and data.preset.emotions else {}
@@ -50,7 +49,6 @@ class MeshMetricsCallback(L.Callback):
     def _update(self, split: str, preds: list[torch.Tensor], clip: Sequence, device: torch.device) -> None:
         self._metrics[split].update(preds, clip.vertices.to(device), clip.template.to(device),
                                     None if clip.phonemes is None else clip.phonemes.to(device))  # fmt: skip
-        self._updated = True
 
     def _test_reader(self, trainer: L.Trainer) -> ReferenceLipReader | None:
         if self.lip_reader is not None or not self.use_stored_reader:
@@ -72,7 +70,9 @@ class MeshMetricsCallback(L.Callback):
             self._update("val", outputs["preds"], batch.unbatch(0), pl_module.device)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if not self._updated:
+        # Every process decides alike (compute() is collective under DDP): a process may have
+        # been given no validation clip.
+        if pl_module.stage is not None and not pl_module.stage.generates:
             return
         values = self._metrics["val"].compute()
         for key in ("lve", "mve", "fdd"):

@@ -186,7 +186,7 @@ class TalkingFaceModule(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> dict:
         if self.stage is not None:
             losses = self.validation_losses(batch)
-            self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=len(batch), prog_bar=False)
+            self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=len(batch), prog_bar=False, sync_dist=True)  # one monitor value on every process
         if self.stage is None or self.stage.generates:
             return {"preds": self.generate_conditions(self.generation_inputs(batch))}
         return {}
