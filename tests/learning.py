@@ -27,7 +27,7 @@ from facebench.metrics.callback import MeshMetricsCallback
 
 REFERENCE = Path(__file__).resolve().parents[1] / "leaderboards" / "ci" / "reference.csv"
 # The models whose `ci` runs the tests compare with the reference (every registered one must be).
-DRIFT_CHECKED = {"template", "oracle", "protocol_oracle", "faceformer", "emoface", "dualtalker", "glditalker"}
+DRIFT_CHECKED = {"template", "oracle", "protocol_oracle", "faceformer", "emoface", "dualtalker", "glditalker", "codetalker"}
 
 # How far below the template's LVE a model must land: seen speakers are easier than unseen ones,
 # whose style is unknown and averaged over the training styles.
@@ -75,3 +75,26 @@ def assert_beats_template(results: dict | list[dict], root: Path) -> None:
     template = template_lve(root)
     for split, factor in TEMPLATE_FACTORS.items():
         assert results[split]["lve"] < factor * template[split], (split, results[split]["lve"], template[split])
+
+
+def assert_codebook_reconstructs(rows: list[dict], root: Path, runs: Path, factor: float = 0.5) -> None:
+    """A two-stage codebook model's (CodeTalker, GLDiTalker) stage-1 auto-encoder, from the run's
+    checkpoint, reconstructs the held-out clips' motion with a lip error below `factor` x the
+    template's."""
+    import torch
+
+    from facebench.data.sequence import collate
+    from facebench.metrics.mesh import LipVertexError
+    from facebench.render.animate import load_run
+
+    template = template_lve(root)
+    _, data, model = load_run(runs / rows[0]["run_dir"], root=str(root))
+    for split in TEMPLATE_FACTORS:
+        metric = LipVertexError(data.regions()["lve"])
+        clips = data.split_dataset(split)
+        with torch.no_grad():
+            for i in range(len(clips)):
+                batch = collate([clips[i]])
+                reconstructed = model.network.autoencoder(model.target_offsets(batch))[0]
+                metric.update(model.vertices_from_offsets(batch.templates, reconstructed), batch.vertices)
+        assert float(metric.compute()) < factor * template[split], (split, float(metric.compute()), template[split])

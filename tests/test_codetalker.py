@@ -1,6 +1,6 @@
 """CodeTalker: official checkpoints load (key names and shapes written out from the official module
-definitions), the quantiser, generation as the official `predict` loop, and the stages. Not yet a
-benchmark model (no config in benchmarks/models): see its CARD.md, "Status"."""
+definitions), the quantiser, generation as the official `predict` loop, the stages, and the learning test (the drift check's
+`ci` run)."""
 
 import math
 
@@ -14,6 +14,12 @@ from facebench.models.codetalker import CodeTalker, CodeTalkerNetwork, VQAutoEnc
 from facebench.models.codetalker.network import VectorQuantizer
 from facebench.models.components.audio_encoders import PretrainedSpeechEncoder, build_audio_encoder
 from facebench.models.components.periodic import alignment_mask, periodic_bias_mask
+from tests.learning import (
+    assert_beats_template,
+    assert_codebook_reconstructs,
+    assert_matches_drift_reference,
+    ci_run,
+)
 from tests.test_faceformer import clip, official_decoder_shapes, official_ppe, official_wav2vec2_shapes
 
 V = 12
@@ -161,3 +167,15 @@ def test_stages_freeze_what_they_do_not_train():
     assert set(losses) == {"motion", "features", "loss"} and losses["loss"].requires_grad
     model.set_stage("vqvae")
     assert set(model.losses(batch)) == {"reconstruction", "quantization", "perplexity", "loss"}
+
+
+@pytest.mark.slow
+def test_codetalker_learns_and_matches_the_drift_reference(synth_tiny, tmp_path):
+    """After the ci profile (the drift check's run, its rows compared with the reference): the
+    stage-1 auto-encoder reconstructs held-out motion far better than the template, and motion
+    generated from audio beats the template on held-out clips."""
+    rows = ci_run("codetalker", synth_tiny, tmp_path)
+    assert_matches_drift_reference(rows)
+    assert_beats_template(rows, synth_tiny)
+    assert_codebook_reconstructs(rows, synth_tiny, tmp_path / "runs")
+    assert all(row["official_code"] is False for row in rows)  # the ci profile's settings are ours

@@ -3,6 +3,7 @@ batching with padding, clips beyond 600 frames, and incremental decoding."""
 
 import math
 
+import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -255,3 +256,30 @@ def test_offset_scale_changes_units_not_outputs():
         b.network.vertice_map.weight *= 1e-3  # and the fed-back frames read in millimetres
         inputs = a.generation_inputs(collate([clip(15, 7)]))
         torch.testing.assert_close(a.generate(inputs), b.generate(inputs), atol=1e-6, rtol=1e-4)
+
+
+def test_scheduled_sampling_feeds_back_the_first_pass_at_its_rate():
+    """Share 0: the teacher-forced pass. Share 1: one parallel pass from the first pass's own
+    predictions. Ramped over the stage: 0 in the first epoch. Without dropout, so passes compare."""
+    model = make_model(scheduled_sampling=1.0)
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    for layer in model.network.transformer_decoder.layers:
+        layer.self_attn.dropout = layer.multihead_attn.dropout = 0.0
+    batch = collate([clip(12, 7, style=1), clip(9, 8, style=2)])
+    features = model.network.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
+    one_hot, target = model.style_one_hot(batch.style), model.target_offsets(batch)
+    forced = model.network.teacher_forced(features, target, one_hot)
+    fed_back = model.network.teacher_forced(features, forced, one_hot)
+    assert not torch.allclose(forced, fed_back)
+    torch.testing.assert_close(model.offsets(batch, teacher_forcing=False), fed_back)  # share 1, no trainer: the full rate
+    model.scheduled_sampling = 0.5
+    mixed = model.offsets(batch, teacher_forcing=False)
+    assert not torch.allclose(mixed, forced) and not torch.allclose(mixed, fed_back)
+    trainer = L.Trainer(max_epochs=11, logger=False, enable_progress_bar=False)
+    model.trainer = trainer
+    assert model.feedback_share() == 0.0  # epoch 0 of 11
+    trainer.fit_loop.epoch_progress.current.completed = 10
+    assert model.feedback_share() == pytest.approx(0.5)

@@ -30,6 +30,11 @@ class FaceFormer(TalkingFaceModule):
         velocity_weight: weight of an MSE on frame-to-frame differences added to the official
             vertex MSE; 0 is the official loss. [ours] (the fair baseline for DualTalker, whose
             reconstruction uses one)
+        scheduled_sampling: train in two parallel passes instead of the frame-by-frame unroll: a
+            teacher-forced pass without gradients, then one whose previous frames are the first
+            pass's predictions with this probability (ramped linearly from 0 over the stage's
+            epochs), else the ground truth's (Bengio et al. 2015's scheduled sampling, in the
+            parallel form of Duckworth et al. 2019). 0: as `teacher_forcing` says. [ours]
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class FaceFormer(TalkingFaceModule):
         offset_scale: float = 1.0,
         detach_feedback: bool = False,
         velocity_weight: float = 0.0,
+        scheduled_sampling: float = 0.0,
     ):
         super().__init__(n_vertices, n_styles, fps, period, audio_per_frame, lr)
         self.offset_scale, self.detach_feedback, self.velocity_weight = offset_scale, detach_feedback, velocity_weight
@@ -57,6 +63,7 @@ class FaceFormer(TalkingFaceModule):
         encoder = build_audio_encoder(**(audio_encoder or {"name": "logmel"}))
         self.network = FaceFormerNetwork(encoder, n_vertices, n_styles, feature_dim, period, audio_per_frame, n_heads, n_layers, dropout)
         self.teacher_forcing, self.incremental_training = teacher_forcing, incremental_training
+        self.scheduled_sampling = scheduled_sampling
 
     def offsets(self, batch: Batch, teacher_forcing: bool, features: torch.Tensor | None = None) -> torch.Tensor:
         """Training and validation losses: predicted offsets from the template in network units,
@@ -65,10 +72,27 @@ class FaceFormer(TalkingFaceModule):
         if features is None:
             features = self.network.encode_audio(batch.audio, batch.audio_lengths, batch.frame_lengths)
         one_hot = self.style_one_hot(batch.style)
+        if self.scheduled_sampling and self.training:
+            return self.scheduled_offsets(features, self.target_offsets(batch), one_hot)
         if teacher_forcing:
             return self.network.teacher_forced(features, self.target_offsets(batch), one_hot)
         incremental = self.incremental_training or not self.training
         return self.network.autoregressive(features, batch.vertices.shape[1], one_hot, incremental, self.detach_feedback and self.training)
+
+    def feedback_share(self) -> float:
+        """Scheduled sampling's probability of feeding back the model's own frame: 0 in the first
+        epoch, `scheduled_sampling` in the last."""
+        trainer = self._trainer
+        if trainer is None or not trainer.max_epochs or trainer.max_epochs <= 1:
+            return self.scheduled_sampling
+        return self.scheduled_sampling * min(1.0, self.current_epoch / (trainer.max_epochs - 1))
+
+    def scheduled_offsets(self, features: torch.Tensor, target: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+        """Scheduled sampling in two parallel passes (see `scheduled_sampling`)."""
+        with torch.no_grad():
+            first = self.network.teacher_forced(features, target, one_hot)
+        own = torch.rand(target.shape[:2], device=target.device) < self.feedback_share()
+        return self.network.teacher_forced(features, torch.where(own[..., None], first, target), one_hot)
 
     def animation_losses(self, predicted: torch.Tensor, batch: Batch, unit: float) -> dict[str, torch.Tensor]:
         """The vertex MSE (official) and, with `velocity_weight`, the velocity MSE; `unit` scales

@@ -1,0 +1,103 @@
+"""FaceFormer training schemes side by side: the faithful frame-by-frame autoregressive unroll
+(the official training, the `full` profile's default) against parallel passes (teacher forcing,
+and scheduled sampling in two passes), on the same data, seed and settings.
+
+For each scheme: training frames per second (training time without validation), the validation
+LVE of motion generated from audio after every epoch, and the training time until it first reaches
+a target LVE (by default the faithful scheme's best x 1.05). Prints the ratios to the faithful
+scheme, measured in this process.
+
+    python benchmarks/training_speed.py [--profile ci] [--data synth-tiny] [--epochs 25] [--target X]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from facebench.bench.config import deep_merge, model_specs, resolve
+from facebench.bench.cost import StageTimer
+from facebench.bench.runner import build, trainer_for
+
+SCHEMES = {
+    "autoregressive (faithful)": {},
+    "teacher forcing": {"teacher_forcing": True},
+    "scheduled sampling 0.5": {"scheduled_sampling": 0.5},
+}
+
+
+class EpochRecord(StageTimer):
+    """After each validation: the training seconds so far (validation excluded) and val/lve."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        super().on_fit_start(trainer, pl_module)
+        self.epochs: list[tuple[float, float]] = []
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        trained = self._validation_start - self.start - self.validation_s
+        super().on_validation_end(trainer, pl_module)
+        self.epochs.append((trained, float(trainer.callback_metrics["val/lve"])))
+
+
+def train(config: dict, root: str | None, scheme: dict, folder: Path) -> tuple[EpochRecord, int]:
+    config = deep_merge(config, {"model": {"init_args": scheme}})
+    torch.set_num_threads(int(config["threads"]))
+    L.seed_everything(config["seed"], workers=True, verbose=False)
+    data, model = build(config, root)
+    model.checkpoint_dir = str(folder)
+    record = EpochRecord()
+    trainer = trainer_for(config["trainer"], folder, [record], progress=False, logger=False)
+    trainer.fit(model, datamodule=data)
+    return record, data.split_dataset("train").frames
+
+
+def time_to(record: EpochRecord, target: float) -> float | None:
+    return next((seconds for seconds, lve in record.epochs if lve <= target), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="ci")
+    parser.add_argument("--data", default="synth-tiny")
+    parser.add_argument("--root", default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target", type=float, default=None, help="validation LVE to reach (default: the faithful best x 1.05)")
+    args = parser.parse_args()
+    config = resolve(model_specs()["faceformer"], args.data, args.profile, args.seed)
+    if args.epochs:
+        config["trainer"]["max_epochs"] = args.epochs
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, scheme) in enumerate(SCHEMES.items()):
+            start = time.perf_counter()
+            record, frames = train(config, args.root, scheme, Path(tmp) / str(i))
+            results[name] = (record, frames, time.perf_counter() - start)
+    faithful_name = next(iter(SCHEMES))
+    faithful = results[faithful_name][0]
+    target = args.target or 1.05 * min(lve for _, lve in faithful.epochs)
+    table = Table(title=f"FaceFormer, {args.profile} on {args.data}, {config['trainer']['max_epochs']} epochs, seed {args.seed}; "
+                        f"target val LVE {target:.4g}")  # fmt: skip
+    for column in ("scheme", "train frames/s", "× faithful", "best val LVE", "epoch of best", "train s to target", "faithful ÷ this"):
+        table.add_column(column)
+    faithful_fps = len(faithful.epochs) * results[faithful_name][1] / faithful.epochs[-1][0]
+    faithful_to = time_to(faithful, target)
+    for name, (record, frames, _) in results.items():
+        fps = len(record.epochs) * frames / record.epochs[-1][0]
+        best_epoch, (_, best) = min(enumerate(record.epochs), key=lambda item: item[1][1])
+        reached = time_to(record, target)
+        ratio = f"{faithful_to / reached:.2f}" if reached and faithful_to else "not reached"
+        table.add_row(name, f"{fps:.0f}", f"{fps / faithful_fps:.2f}", f"{best:.4g}", str(best_epoch + 1),
+                      f"{reached:.1f}" if reached is not None else "not reached", ratio)  # fmt: skip
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
