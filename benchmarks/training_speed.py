@@ -25,6 +25,7 @@ from rich.table import Table
 from facebench.bench.config import deep_merge, model_specs, resolve
 from facebench.bench.cost import StageTimer
 from facebench.bench.runner import build, trainer_for
+from facebench.metrics.callback import MeshMetricsCallback
 
 SCHEMES = {
     "autoregressive (faithful)": {},
@@ -53,7 +54,7 @@ def train(config: dict, root: str | None, scheme: dict, folder: Path) -> tuple[E
     data, model = build(config, root)
     model.checkpoint_dir = str(folder)
     record = EpochRecord()
-    trainer = trainer_for(config["trainer"], folder, [record], progress=False, logger=False)
+    trainer = trainer_for(config["trainer"], folder, [MeshMetricsCallback(), record], progress=False, logger=False)
     trainer.fit(model, datamodule=data)
     return record, data.split_dataset("train").frames
 
@@ -96,7 +97,7 @@ def main() -> None:
         ratio = f"{faithful_to / reached:.2f}" if reached and faithful_to else "not reached"
         table.add_row(name, f"{fps:.0f}", f"{fps / faithful_fps:.2f}", f"{best:.4g}", str(best_epoch + 1),
                       f"{reached:.1f}" if reached is not None else "not reached", ratio)  # fmt: skip
-    Console().print(table)
+    Console(width=150).print(table)
 
 
 if __name__ == "__main__":

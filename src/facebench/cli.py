@@ -102,7 +102,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     # Several devices: one process each, started here unless a launcher started them (torchrun, srun).
     trainer = overrides.get("trainer", {})
     if distributed.requested_processes(trainer) > 1 and distributed.launcher_environment() is None:
-        sys.exit(distributed.relaunch(distributed.requested_processes(trainer), int(trainer.get("num_nodes", 1))))
+        sys.exit(distributed.relaunch(args.argv, distributed.requested_processes(trainer), int(trainer.get("num_nodes", 1))))
     distributed.join(trainer)
 
     # Built (once, visibly) here rather than in a run's process, whose peak memory must be its own.
@@ -400,6 +400,7 @@ def main(argv: list[str] | None = None) -> None:
             run_lightning_cli(argv)
             return
         args = build_parser().parse_args(argv)
+        args.argv = list(argv)  # what `bench` on several devices starts again in each process
         configure_logging(args.verbose)
         args.func(args)
     except FacebenchError as exc:

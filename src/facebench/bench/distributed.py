@@ -104,12 +104,12 @@ def main_first():
         barrier()
 
 
-def relaunch(processes: int, nodes: int) -> int:
-    """Run this same command as `processes` processes on this machine (torch.distributed.run,
+def relaunch(argv: list[str], processes: int, nodes: int) -> int:
+    """Run the `facebench` command `argv` as `processes` processes on this machine (torch.distributed.run,
     standalone rendezvous); returns the launcher's exit status. Several nodes need a launcher on
     each node, which facebench cannot start."""
     if nodes > 1:
         raise FacebenchError(f"--num-nodes {nodes}: expected the command to be started on every node by a launcher "
                              "(torchrun or srun: README, 'Several devices'); found none")  # fmt: skip
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m", "facebench", *sys.argv[1:]]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m", "facebench", *argv]
     return subprocess.run(command, check=False).returncode
