@@ -17,13 +17,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from facebench.bench.config import resolve_models
 from facebench.bench.drift import KEY, drift_from_reference
 from facebench.bench.leaderboard import METRICS, read_rows
 from facebench.bench.runner import build, fit_stages, run_isolated
+from facebench.data.sequence import collate
 from facebench.environment import PORTABLE_KERNELS
 from facebench.metrics.callback import MeshMetricsCallback
+from facebench.metrics.mesh import LipVertexError
+from facebench.render.animate import load_run
 
 REFERENCE = Path(__file__).resolve().parents[1] / "leaderboards" / "ci" / "reference.csv"
 # The models whose `ci` runs the tests compare with the reference (every registered one must be).
@@ -81,12 +85,6 @@ def assert_codebook_reconstructs(rows: list[dict], root: Path, runs: Path, facto
     """A two-stage codebook model's (CodeTalker, GLDiTalker) stage-1 auto-encoder, from the run's
     checkpoint, reconstructs the held-out clips' motion with a lip error below `factor` x the
     template's."""
-    import torch
-
-    from facebench.data.sequence import collate
-    from facebench.metrics.mesh import LipVertexError
-    from facebench.render.animate import load_run
-
     template = template_lve(root)
     _, data, model = load_run(runs / rows[0]["run_dir"], root=str(root))
     for split in TEMPLATE_FACTORS:

@@ -101,9 +101,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     # Several devices: one process each, started here unless a launcher started them (torchrun, srun).
     trainer = overrides.get("trainer", {})
-    if distributed.requested_processes(trainer) > 1 and distributed.launcher_environment() is None:
-        sys.exit(distributed.relaunch(args.argv, distributed.requested_processes(trainer), int(trainer.get("num_nodes", 1))))
+    processes = distributed.requested_processes(trainer)
+    if processes > 1 and distributed.launcher_environment() is None:
+        sys.exit(distributed.relaunch(args.argv, processes, int(trainer.get("num_nodes", 1))))
     distributed.join(trainer)
+    # Each run in a fresh process, so that its peak memory is its own (README, "Leaderboard rows");
+    # under a launcher each process is its own already, and runs the command's runs in turn.
+    run = run_one if distributed.joined() else partial(run_isolated, args.verbose)
 
     # Built (once, visibly) here rather than in a run's process, whose peak memory must be its own.
     with distributed.main_first():
@@ -117,9 +121,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
             current = Path(args.resume) if args.resume else distributed.from_main(new_run_dir(Path(args.runs), name, spec, profile, seed, variant))
             if distributed.is_main():
                 console.rule(f"{label} on {name}, profile {profile}, seed {seed}")
-            # Each run in a fresh process, so that its peak memory is its own (README, "Leaderboard rows");
-            # under a launcher each process is its own already, and runs the command's runs in turn.
-            run = run_one if distributed.world_size() > 1 else partial(run_isolated, args.verbose)
             rows += run(spec=spec, dataset=data, profile=profile, seed=seed, variant=variant, root=args.root, leaderboards=Path(args.leaderboards),
                         runs=current.parents[1], progress=not args.no_progress and distributed.is_main(), overrides=overrides, run_dir=current)  # fmt: skip
     except KeyboardInterrupt as exc:

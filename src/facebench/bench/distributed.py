@@ -32,16 +32,21 @@ def launcher_environment():
     return None
 
 
+def joined() -> bool:
+    """Whether this process is in a process group (several processes, after `join`)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def world_size() -> int:
     """Processes in the run: the process group's, else the launcher's, else 1."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if joined():
         return torch.distributed.get_world_size()
     environment = launcher_environment()
     return environment.world_size() if environment is not None else 1
 
 
 def is_main() -> bool:
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or torch.distributed.get_rank() == 0
+    return not joined() or torch.distributed.get_rank() == 0
 
 
 def requested_processes(trainer: dict) -> int:
@@ -65,7 +70,7 @@ def join(trainer: dict) -> None:
     """Join the launcher's process group (once per process) after checking that the launcher
     started as many processes as the trainer settings ask for."""
     environment = launcher_environment()
-    if environment is None or torch.distributed.is_initialized():
+    if environment is None or joined():
         return
     expected = requested_processes(trainer)
     if environment.world_size() != expected:
@@ -81,7 +86,7 @@ def join(trainer: dict) -> None:
 
 def from_main(value: Any) -> Any:
     """The main process's `value`, on every process."""
-    if world_size() == 1 or not torch.distributed.is_initialized():
+    if not joined():
         return value
     box = [value]
     torch.distributed.broadcast_object_list(box, src=0)
@@ -89,7 +94,7 @@ def from_main(value: Any) -> Any:
 
 
 def barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if joined():
         torch.distributed.barrier()
 
 

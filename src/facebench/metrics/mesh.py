@@ -154,11 +154,11 @@ def mesh_error_sums(
             p, g = pred[b, start : min(start + step, length)], target[b, start : min(start + step, length)]
             squared = work.squared_norms(p, g)  # (t, V), float32 as in the reference
             distance = squared.sqrt()
-            total = distance.sum(-1, dtype=torch.float64)  # (t,)
-            everything += total.sum()
+            total = distance.sum(dtype=torch.float64)  # of the chunk, once: the finiteness check and the whole-face MVE
+            everything += total
             if "mve" in terms:
                 region = regions.get("mve")
-                sums["mve"] += total.sum() if region is None else distance.index_select(-1, region).sum(dtype=torch.float64)
+                sums["mve"] += total if region is None else distance.index_select(-1, region).sum(dtype=torch.float64)
             for term in ("lve", "eve"):
                 if term in terms:
                     region = regions.get(term)
