@@ -112,3 +112,26 @@ def write_own_dataset(folder: Path, test_subjects: list[str]) -> Path:
         f"  test: {{subjects: [{', '.join(test_subjects)}], sentences: [36, 40]}}\nregions: {{lve: regions/lve.txt, fdd: regions/fdd.txt}}\n"
     )
     return folder
+
+
+def write_video_dataset(root: Path, clips: dict[str, int], size: int, fps: float = 25, sample_rate: int = 44100,
+                        masks: bool = True, seed: int = 0) -> Path:  # fmt: skip
+    """The video layout (HDTF, MEAD's frontal view): `video/<name>.mp4` (H.264 as ffmpeg writes a
+    preprocessed crop), `wav/<name>.wav` at `sample_rate`, and `masks/<name>.npz` where asked.
+    `clips`: {name: frame count}; each frame a moving gradient, each mask a band of classes."""
+    from facebench.render.video import write_video
+
+    rng = np.random.default_rng(seed)
+    for sub in ("video", "wav", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:size, 0:size] / size
+    for name, n_frames in sorted(clips.items()):
+        colour = rng.uniform(0.2, 0.8, 3)
+        frames = [np.round(255 * np.clip(colour * (0.6 + 0.4 * np.sin(6 * x + t / 3))[..., None] + 0.1 * y[..., None], 0, 1)).astype(np.uint8)
+                  for t in range(n_frames)]  # fmt: skip
+        write_video(frames, root / "video" / f"{name}.mp4", fps)
+        soundfile.write(root / "wav" / f"{name}.wav", rng.normal(size=int(round(n_frames / fps * sample_rate))).astype(np.float32) * 0.1, sample_rate)
+        if masks:
+            labels = np.stack([np.minimum((y * 12 + t / n_frames) .astype(np.uint8), 11) for t in range(n_frames)])
+            np.savez_compressed(root / "masks" / f"{name}.npz", masks=labels)
+    return root

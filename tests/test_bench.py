@@ -300,7 +300,7 @@ def test_chart_and_table_count_a_rerun_seed_once():
                          {**row, "seed": 1, "lve": 5.0, "date": "2026-01-01"}])  # fmt: skip
     kept = lb.latest_per_seed(rows)
     assert sorted(kept.lve) == [3.0, 5.0]
-    assert lb.summarise(rows).lve_mean.tolist() == [4.0] and lb.lve_by_model(rows)["mean"].tolist() == [4.0]
+    assert lb.summarise(rows).lve_mean.tolist() == [4.0] and lb.metric_by_model(rows)["mean"].tolist() == [4.0]
 
 
 def test_progress_bar_shows_display_scale_and_unit():

@@ -44,20 +44,26 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_synth(args: argparse.Namespace) -> None:
     import time
 
-    from facebench.data.synth import SYNTH_PRESETS, generate
+    from facebench.data.synth import SYNTH_PRESETS, VIDEO_PRESETS, generate
     from facebench.data.synth.anchors import write_anchors
     from facebench.data.synth.generator import synth_dataset_name
-    from facebench.data.synth.plot import plot_clip
+    from facebench.data.synth.plot import plot_clip, plot_video_clip
+    from facebench.data.synth.video import generate_video, video_dataset_name
 
     start = time.perf_counter()
-    out = generate(SYNTH_PRESETS[args.preset], args.out, seed=args.seed)
-    anchors = write_anchors(out, synth_dataset_name(args.preset))
+    video = args.preset in VIDEO_PRESETS
+    if video:
+        out = generate_video(VIDEO_PRESETS[args.preset], args.out, seed=args.seed)
+        anchors = write_anchors(out, video_dataset_name(args.preset))
+    else:
+        out = generate(SYNTH_PRESETS[args.preset], args.out, seed=args.seed)
+        anchors = write_anchors(out, synth_dataset_name(args.preset))
     console.print(f"wrote the {args.preset} corpus (seed {args.seed}) to {out} in {time.perf_counter() - start:.1f} s")
     rows = [{"split": split, "anchor": name, **values} for split, pair in anchors.items() for name, values in pair.items()]
-    console.print(metric_table("anchors", rows, ["split", "anchor", "lve", "fdd", "mve", "eve"]))
+    console.print(metric_table("anchors", rows, ["split", "anchor", *(["psnr", "ssim", "mouth_iou", "miou"] if video else ["lve", "fdd", "mve", "eve"])]))
     if args.plot:
-        clip = args.clip or sorted(p.stem for p in (out / "vertices_npy").glob("*.npy"))[0]
-        console.print(f"plot: {plot_clip(out, clip, args.plot)}")
+        clip = args.clip or sorted(p.stem for p in (out / ("video" if video else "vertices_npy")).glob("*.*"))[0]
+        console.print(f"plot: {(plot_video_clip if video else plot_clip)(out, clip, args.plot)}")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -130,7 +136,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         sys.exit(143 if isinstance(exc, Interrupted) else 130)
     if not distributed.is_main():
         return
-    columns = ["model", "variant", "split", "lve", "fdd", "mve", "eve", "per", "train_time_s", "rtf", "peak_memory_mb", "params"]
+    scores = ["psnr", "ssim", "mouth_iou", "miou"] if any("psnr" in row for row in rows) else ["lve", "fdd", "mve", "eve", "per"]
+    columns = ["model", "variant", "split", *scores, "train_time_s", "rtf", "peak_memory_mb", "params"]
     console.print(metric_table(f"{name} ({profile}, seed {seed}): raw units", rows, columns))
     console.print(f"appended {len(rows)} rows to {leaderboard_path(args.leaderboards, name)}")
 
@@ -383,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("synth", help="generate the synthetic corpus")
-    p.add_argument("--preset", default="small", choices=["tiny", "small", "vocaset"])
+    p.add_argument("--preset", default="small", choices=["tiny", "small", "vocaset", "video-tiny", "video-small", "video-large"])
     p.add_argument("--out", required=True, help="output folder (new or empty)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", default=None, help="also draw a clip (waveform, mouth opening, frames) to this PNG")

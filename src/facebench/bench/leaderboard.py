@@ -13,7 +13,7 @@ from filelock import FileLock
 # What each column means and how it is measured: README, "Leaderboard rows".
 IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
 METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity", "per", "per_gt", "emotion_accuracy",
-           "frames_dropped", "clips"]  # fmt: skip
+           "psnr", "ssim", "mouth_iou", "miou", "mask_frames", "frames_dropped", "clips"]  # fmt: skip
 COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "rtf_clips", "peak_memory_mb", "device", "processes",
         "precision"]  # fmt: skip
 ENVIRONMENT = ["torch", "cpu", "gpu", "threads"]
@@ -79,7 +79,16 @@ ANCHORS = ("template", "protocol_oracle", "oracle")
 # prediction moves it toward 0 without predicting anything (measured: README, "Leaderboards").
 UNRANKED = ("fdd",)
 GROUP = ["model", "variant", "profile", "config_hash", "environment"]
-SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per", "emotion_accuracy"]
+SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per", "emotion_accuracy", "psnr", "ssim", "mouth_iou", "miou"]
+HIGHER_IS_BETTER = ("diversity", "sample_diversity", "emotion_accuracy", "psnr", "ssim", "mouth_iou", "miou")
+# Skill, per modality: (metric, the anchor that is its ceiling). Mesh: LVE against the protocol
+# oracle; video: PSNR against the oracle (the deterministic part rendered with the clip's pose).
+SKILL = (("lve", "protocol_oracle"), ("psnr", "oracle"))
+
+
+def headline(rows: pd.DataFrame) -> str:
+    """The metric a dataset's chart shows: LVE for meshes, PSNR for video."""
+    return "lve" if "lve" in rows and rows["lve"].notna().any() else "psnr"
 
 
 def display_scale(dataset: str) -> dict[str, float]:
@@ -128,13 +137,18 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_skill(table: pd.DataFrame) -> pd.DataFrame:
-    """Skill on LVE: (template - model) / (template - protocol oracle): 0 for the template, 1 for the
-    best a model can do under the protocol."""
-    anchors = {name: table.loc[table["model"] == name, "lve_mean"] for name in ("template", "protocol_oracle")}
-    if any(a.empty for a in anchors.values()):
+    """Skill: (template - model) / (template - ceiling) on LVE (ceiling: the protocol oracle) or, on
+    video, on PSNR (ceiling: the oracle): 0 for the template, 1 for the best achievable."""
+    for metric, ceiling_model in SKILL:
+        column = f"{metric}_mean"
+        if column not in table or table[column].isna().all():
+            continue
+        anchors = {name: table.loc[table["model"] == name, column] for name in ("template", ceiling_model)}
+        if any(a.empty for a in anchors.values()):
+            return table
+        template, ceiling = float(anchors["template"].iloc[0]), float(anchors[ceiling_model].iloc[0])
+        table["skill"] = (template - table[column]) / (template - ceiling)
         return table
-    template, ceiling = float(anchors["template"].iloc[0]), float(anchors["protocol_oracle"].iloc[0])
-    table["skill"] = (template - table["lve_mean"]) / (template - ceiling)
     return table
 
 
@@ -147,7 +161,7 @@ def best_rows(table: pd.DataFrame) -> dict[str, int]:
         if metric in UNRANKED or column not in candidates or candidates[column].isna().all():
             continue
         values = candidates[column]
-        best[metric] = int(values.idxmax() if metric.endswith(("diversity", "accuracy")) else values.idxmin())
+        best[metric] = int(values.idxmax() if metric in HIGHER_IS_BETTER else values.idxmin())
     return best
 
 
@@ -204,22 +218,24 @@ def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str],
     return result
 
 
-def lve_by_model(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean and spread of LVE per model configuration and split, from the same rows as the tables."""
+def metric_by_model(rows: pd.DataFrame, metric: str = "lve") -> pd.DataFrame:
+    """Mean and spread of a metric per model configuration and split, from the same rows as the tables."""
     rows = latest_per_seed(rows)
     rows = rows.assign(label=rows["model"] + rows["variant"].map(lambda v: f" ({v})" if v else "") + " / " + rows["profile"])
-    return rows.groupby(["label", "split"])["lve"].agg(["mean", "std"]).reset_index()
+    return rows.groupby(["label", "split"])[metric].agg(["mean", "std"]).reset_index()
 
 
 def chart(dataset: str, rows: pd.DataFrame, out: Path) -> Path:
-    """Grouped bars of LVE per model and split (display scale), error bars the spread over seeds."""
+    """Grouped bars of the headline metric (LVE; video: PSNR) per model and split (display scale),
+    error bars the spread over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scale = display_scale(dataset).get("lve", 1.0)
-    stats = lve_by_model(rows)
+    metric = headline(rows)
+    scale = display_scale(dataset).get(metric, 1.0)
+    stats = metric_by_model(rows, metric)
     labels, splits = list(dict.fromkeys(stats["label"])), sorted(stats["split"].unique())
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels) * len(splits)), 3.6), constrained_layout=True)
     width = 0.8 / len(splits)
@@ -227,8 +243,12 @@ def chart(dataset: str, rows: pd.DataFrame, out: Path) -> Path:
         part = stats[stats["split"] == split].set_index("label").reindex(labels)
         ax.bar([i + k * width for i in range(len(labels))], part["mean"] / scale, width, yerr=part["std"].fillna(0) / scale, label=split, capsize=2)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"LVE ×{scale:g} (lower is better)")
-    ax.set_title(f"{dataset}: lip vertex error by model")
+    if metric == "lve":
+        ax.set_ylabel(f"LVE ×{scale:g} (lower is better)")
+        ax.set_title(f"{dataset}: lip vertex error by model")
+    else:
+        ax.set_ylabel("PSNR, dB (higher is better)")
+        ax.set_title(f"{dataset}: PSNR by model")
     ax.legend(fontsize=8)
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -244,7 +264,8 @@ def render(folder: str | Path = "leaderboards") -> str:
              "ranked column in bold (signed FDD is shown, not ranked: noise added to a prediction moves it toward 0).",
              "Anchors: `template` (worst sensible), `protocol_oracle` (the best a model can do with the protocol's",
              "inputs) and, as a diagnostic, `oracle` (full knowledge of each speaker). On synthetic data `skill` is",
-             "(template − model) / (template − protocol oracle) on LVE. RTF: compute seconds per second of audio, batch 1.",
+             "(template − model) / (template − protocol oracle) on LVE; on synthetic video, on PSNR with the oracle as the",
+             "ceiling. RTF: compute seconds per second of audio, batch 1.",
              "Column definitions: the project README, \"Leaderboard rows\".", ""]  # fmt: skip
     for path in sorted(folder.glob("*.csv")):
         rows = read_rows(path)

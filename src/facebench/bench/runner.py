@@ -27,7 +27,9 @@ from facebench.bench.leaderboard import append_rows, leaderboard_path
 from facebench.bench.predictions import prediction_names, save_prediction
 from facebench.bench.progress import DisplayScaleProgressBar
 from facebench.data.datamodule import FaceDataModule
+from facebench.data.segmentation import N_CLASSES
 from facebench.environment import environment, portable_kernels
+from facebench.errors import FacebenchError
 from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.callback import MeshMetricsCallback, trainable_parameters
 from facebench.models.base import TalkingFaceModule
@@ -55,16 +57,21 @@ def model_class(config: dict) -> type[TalkingFaceModule]:
 def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceModule]:
     """The datamodule (read and validated: a missing or malformed dataset fails here, before any
     training) and the model, with the dataset's facts and the evaluation settings."""
-    privileged = model_class(config).privileged_inputs
-    data = FaceDataModule(config["dataset"], root=root, seed=config["seed"], with_deterministic=bool(privileged), **config.get("data", {}))
+    cls = model_class(config)
+    data = FaceDataModule(config["dataset"], root=root, seed=config["seed"], with_deterministic=bool(cls.privileged_inputs), **config.get("data", {}))
+    if data.preset.modality not in cls.modalities:
+        raise FacebenchError(f"model {cls.__name__}: generates {' or '.join(cls.modalities)}, but dataset {data.preset.name} is "
+                             f"{data.preset.modality}; expected a {' or '.join(cls.modalities)} dataset")  # fmt: skip
     data.setup()
     preset = data.preset
     facts = {"n_vertices": data.n_vertices, "n_styles": len(data.train_subjects), "fps": preset.fps,
              "period": preset.period, "audio_per_frame": preset.audio_per_frame}  # fmt: skip
-    # Facts only some models take: the dataset's emotion classes and intensity levels.
-    accepted = inspect.signature(model_class(config).__init__).parameters
-    facts |= {k: v for k, v in (("n_emotions", data.n_emotions), ("n_levels", data.n_levels)) if k in accepted}  # 0: none labelled
-    facts |= model_class(config).dataset_facts(data, config["model"].get("init_args", {}))
+    # Facts only some models take: the dataset's emotion classes and intensity levels; a video
+    # dataset's frame size and class count.
+    accepted = inspect.signature(cls.__init__).parameters
+    optional = (("n_emotions", data.n_emotions), ("n_levels", data.n_levels), ("image_size", preset.image_size), ("n_classes", N_CLASSES))
+    facts |= {k: v for k, v in optional if k in accepted}  # 0: none labelled
+    facts |= cls.dataset_facts(data, config["model"].get("init_args", {}))
     init = {"class_path": config["model"]["class_path"], "init_args": {**config["model"].get("init_args", {}), **facts}}
     model = instantiate_class((), init)
     evaluation = config.get("evaluation", {})
@@ -235,7 +242,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
         return []
     rtf, rtf_clips = real_time_factor(model, data)
     save_predictions(model, data, run_dir / "predictions")
-    if config.get("render_clips"):
+    if config.get("render_clips") and data.preset.modality == "mesh":
         still = None if leaderboards is None else still_path(leaderboards, data.name, spec.name, variant)
         render_kept(run_dir, root, int(config["render_clips"]), still)
     encoder = config["model"].get("init_args", {}).get("audio_encoder", {})
@@ -249,7 +256,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
             "train_time_s": cost["train_time_s"], "train_frames_per_s": cost["train_frames_per_s"],
             "rtf": rtf, "rtf_clips": rtf_clips, "peak_memory_mb": memory.mb(device), "device": str(device), "processes": tester.world_size,
             "precision": str(tester.precision), **environment(device),
-            "protocol": values["protocol"], "inputs": model.describe_inputs(), "samples": model.evaluation_samples,
+            "protocol": values["protocol"], "inputs": model.describe_inputs(data.preset.modality), "samples": model.evaluation_samples,
             "config_hash": config_hash(config), "checkpoint": ";".join(relative(s["checkpoint"], runs) for s in cost["stages"]),
             "region_set": values["region_set"], "per_reader": values["per_reader"], "audio_encoder": encoder.get("name", ""),
             "official_code": spec.official_code(profile, variant), "run_dir": relative(run_dir, runs),

@@ -5,11 +5,11 @@ discovery, naming and labels. A preset names its layout (`DatasetPreset.layout`)
 - `ravdess`: 3D-RAVDESS as EmoFace builds it (FLAME meshes fitted to RAVDESS's speech videos), in
   RAVDESS's own folders and file names.
 - `mead3d`: MEAD-3D's per-clip meshes (Speech4Mesh) beside MEAD's audio.
+- `video`: talking-face video (facebench.data.video_format).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 import tempfile
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from facebench.data.faceformer_format import FaceFormerFormat
-from facebench.data.presets import DatasetPreset, SplitSpec, resolve_root
+from facebench.data.presets import DatasetPreset, identity_disjoint_splits, resolve_root
+from facebench.data.video_format import MeadVideoFormat, VideoFormat
 from facebench.errors import DataError
 
 
@@ -84,13 +85,7 @@ class Mead3DFormat(FaceFormerFormat):
         return sorted(p.name for p in self.root.iterdir() if (p / "video").is_dir()) if self.root.is_dir() else []
 
     def with_speaker_splits(self, preset: DatasetPreset) -> DatasetPreset:
-        speakers = self.speakers()
-        val, test = tuple(speakers[6::8]), tuple(speakers[7::8])
-        train = tuple(s for s in speakers if s not in val + test)
-        whole = (1, 99)  # every clip id
-        splits = {"train": SplitSpec(train, whole, seen=True), "val": SplitSpec(val, whole, seen=False),
-                  "test": SplitSpec(test, whole, seen=False)}  # fmt: skip
-        return dataclasses.replace(preset, train_subjects=train, splits=splits)
+        return identity_disjoint_splits(preset, self.speakers(), (1, 99))
 
     def _check_folders(self) -> None:
         if not self.speakers():
@@ -150,7 +145,8 @@ class Mead3DFormat(FaceFormerFormat):
         return super()._load_templates()
 
 
-LAYOUTS: dict[str, type[FaceFormerFormat]] = {"faceformer": FaceFormerFormat, "ravdess": RavdessFormat, "mead3d": Mead3DFormat}
+LAYOUTS: dict[str, type[FaceFormerFormat]] = {"faceformer": FaceFormerFormat, "ravdess": RavdessFormat, "mead3d": Mead3DFormat,
+                                             "video": VideoFormat, "mead_video": MeadVideoFormat}  # fmt: skip
 
 
 def open_dataset(preset: DatasetPreset, root: str | Path | None = None, skip_bad: bool = False, with_deterministic: bool = False,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -60,7 +60,10 @@ class DatasetPreset:
     has_phonemes: bool = False
     emotions: tuple[str, ...] = ()  # emotion classes (label i is emotions[i]); () where there are none
     intensities: tuple[str, ...] = ()  # intensity levels (label i is intensities[i])
-    layout: str = "faceformer"  # the on-disk layout: faceformer, ravdess, mead3d (facebench.data.layouts)
+    layout: str = "faceformer"  # the on-disk layout: faceformer, ravdess, mead3d, video (facebench.data.layouts)
+    modality: str = "mesh"  # what a clip's ground truth is: "mesh" (vertices) or "video" (frames and masks)
+    image_size: int | None = None  # video: frames are image_size x image_size pixels
+    identity_splits: bool = False  # splits by a rule over the subjects on disk (sets without an official split)
 
     @property
     def subsample(self) -> int:
@@ -84,6 +87,19 @@ class DatasetPreset:
 
     def is_seen(self, subject: str) -> bool:
         return subject in self.train_subjects
+
+
+def identity_disjoint_splits(preset: DatasetPreset, subjects: list[str], clips: tuple[int, int]) -> DatasetPreset:
+    """Splits for a set without an official one, by a rule over the subjects on disk (sorted): every
+    eighth, from the seventh, is validation, every eighth, from the eighth, is test, the rest train
+    [ours]; `clips` is the range of clip numbers (all of them)."""
+    subjects = sorted(subjects)
+    val, test = tuple(subjects[6::8]), tuple(subjects[7::8])
+    train = tuple(s for s in subjects if s not in val + test)
+    splits = {"train": SplitSpec(train, clips, seen=True), "val": SplitSpec(val, clips, seen=False),
+              "test": SplitSpec(test, clips, seen=False)}  # fmt: skip
+    return replace(preset, train_subjects=train, splits=splits)
+
 
 
 _VOCASET_TRAIN = tuple(
@@ -193,7 +209,46 @@ MEAD_3D = DatasetPreset(
     "the audio, converted to 16 kHz wav; layout in README 'Emotional datasets'",
 )
 
-_BUILTIN: dict[str, DatasetPreset] = {p.name: p for p in (VOCASET, BIWI, RAVDESS_3D, MEAD_3D)}
+HDTF = DatasetPreset(
+    name="hdtf",
+    folder="hdtf",
+    fps=25,
+    train_subjects=(),  # from the subjects on disk: identity-disjoint splits (HDTF has no official split)
+    splits={},
+    test_splits=("test",),
+    audio_per_frame=2,
+    period=25,
+    duration_tolerance=0.1,
+    layout="video",
+    modality="video",
+    image_size=512,
+    identity_splits=True,
+    source="HDTF (github.com/universome/HDTF, CC BY 4.0): download the videos, cut the clips of xx_annotion_time.txt, crop "
+    "with xx_crop_wh.txt, resample to 25 fps and 512x512 and extract 16 kHz mono audio; layout and commands in README "
+    "'The video modality'. Masks: `facebench parse` with the BiSeNet face-parsing checkpoint",
+)
+
+MEAD_2D = DatasetPreset(
+    name="mead",
+    folder="mead",
+    fps=25,
+    train_subjects=(),  # from the speakers on disk: identity-disjoint splits
+    splits={},
+    test_splits=("test",),
+    audio_per_frame=2,
+    period=25,
+    duration_tolerance=0.1,
+    layout="mead_video",
+    modality="video",
+    image_size=256,
+    identity_splits=True,
+    emotions=("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised"),
+    intensities=("level_1", "level_2", "level_3"),
+    source="MEAD (wywu.github.io/projects/MEAD), the frontal view: resample to 25 fps, crop the face to 256x256, extract "
+    "16 kHz mono audio; layout and commands in README 'The video modality'",
+)
+
+_BUILTIN: dict[str, DatasetPreset] = {p.name: p for p in (VOCASET, BIWI, RAVDESS_3D, MEAD_3D, HDTF, MEAD_2D)}
 
 
 def register_preset(preset: DatasetPreset) -> None:

@@ -22,7 +22,7 @@ from facebench.data.audio import frames_from_audio
 IGNORE_INDEX = -100
 
 # What a clip knows that a model must not see when it generates.
-GROUND_TRUTH = ("vertices", "frame_lengths", "phonemes", "emotion", "intensity", "content", "texts", "text",
+GROUND_TRUTH = ("vertices", "frames", "frame_lengths", "phonemes", "emotion", "intensity", "content", "texts", "text",
                 "deterministic", "protocol_oracle", "names", "name", "subjects", "subject")  # fmt: skip
 # Conditions a model may declare as inputs (the protocol records which it used).
 DECLARABLE_CONDITIONS = ("intensity", "emotion")
@@ -34,14 +34,27 @@ class SealedInputError(AttributeError):
     """A model asked its generation inputs for something the protocol does not give it."""
 
 
+def rgbl(frames: torch.Tensor) -> torch.Tensor:
+    """Stored video frames (..., H, W, 4) uint8, RGB and the class of each pixel (255: unknown), as a
+    model sees and generates them: float32, RGB in [0, 1], the class index unchanged."""
+    if frames.dtype != torch.uint8:
+        return frames
+    out = frames.float()
+    out[..., :3] /= 255.0
+    return out
+
+
 @dataclass
 class Sequence:
-    """One clip. `vertices` is (T, V, 3) in dataset units; `audio` is 16 kHz mono float32."""
+    """One clip: `audio` is 16 kHz mono float32, and its ground truth is either a mesh sequence
+    (`vertices` (T, V, 3) in dataset units, with the subject's neutral `template` (V, 3)) or video
+    (`frames` (T, H, W, 4) uint8: RGB and the 12-class segmentation of each pixel, 255 where it is
+    unknown; `template` is then the reference frame the model animates, the clip's first, (H, W, 4))."""
 
     name: str
     subject: str
     audio: torch.Tensor
-    vertices: torch.Tensor
+    vertices: torch.Tensor | None
     template: torch.Tensor
     fps: float
     style: int = -1  # index of the subject among the training speakers, -1 if unseen
@@ -52,6 +65,12 @@ class Sequence:
     text: str | None = None
     deterministic: torch.Tensor | None = None  # (T, V, 3) synthetic data only: the predictable part
     protocol_oracle: torch.Tensor | None = None  # (C, T, V, 3) synthetic only: the predictable part per protocol condition
+    frames: torch.Tensor | None = None  # (T, H, W, 4) uint8, video clips
+
+    @property
+    def target(self) -> torch.Tensor:
+        """The ground truth the metrics compare with: vertices, or frames for video."""
+        return self.vertices if self.vertices is not None else self.frames
 
 
 @dataclass
@@ -62,7 +81,7 @@ class Batch:
     subjects: list[str]
     audio: torch.Tensor  # (B, N)
     audio_lengths: torch.Tensor  # (B,)
-    vertices: torch.Tensor  # (B, T, V, 3)
+    vertices: torch.Tensor | None  # (B, T, V, 3); None for video
     frame_lengths: torch.Tensor  # (B,)
     templates: torch.Tensor  # (B, V, 3)
     style: torch.Tensor  # (B,) int64, -1 for unseen speakers
@@ -75,14 +94,19 @@ class Batch:
     deterministic: torch.Tensor | None = None  # (B, T, V, 3)
     protocol_oracle: torch.Tensor | None = None  # (B, C, T, V, 3)
     partner: Batch | None = None  # training pairs: per clip, a take of the same text in another emotion
+    frames: torch.Tensor | None = None  # (B, T, H, W, 4) uint8, video
 
     def __len__(self) -> int:
         return len(self.names)
 
     @property
+    def target(self) -> torch.Tensor:
+        return self.vertices if self.vertices is not None else self.frames
+
+    @property
     def frame_mask(self) -> torch.Tensor:
         """(B, T) bool, True on real frames."""
-        return frame_mask(self.frame_lengths, self.vertices.shape[1])
+        return frame_mask(self.frame_lengths, self.target.shape[1])
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -98,7 +122,7 @@ class Batch:
             name=self.names[i],
             subject=self.subjects[i],
             audio=self.audio[i, :n],
-            vertices=self.vertices[i, :t],
+            vertices=None if self.vertices is None else self.vertices[i, :t],
             template=self.templates[i],
             fps=self.fps,
             style=int(self.style[i]),
@@ -109,6 +133,7 @@ class Batch:
             text=self.texts[i] if self.texts else None,
             deterministic=None if self.deterministic is None else self.deterministic[i, :t],
             protocol_oracle=None if self.protocol_oracle is None else self.protocol_oracle[i, :, :t],
+            frames=None if self.frames is None else self.frames[i, :t],
         )
 
     def inputs(self, audio_per_frame: int, conditions: tuple[str, ...] = (), privileged: tuple[str, ...] = ()) -> ModelInputs:
@@ -120,7 +145,7 @@ class Batch:
         if set(privileged) & {"deterministic", "protocol_oracle"}:  # an oracle's privileged view includes the ground truth's length
             n_frames = self.frame_lengths
         return ModelInputs(
-            audio=self.audio, audio_lengths=self.audio_lengths, n_frames=n_frames, templates=self.templates,
+            audio=self.audio, audio_lengths=self.audio_lengths, n_frames=n_frames, templates=rgbl(self.templates),
             style=self.style, fps=self.fps, conditions=self._declared(conditions, DECLARABLE_CONDITIONS),
             privileged=self._declared(privileged, PRIVILEGED_INPUTS),
         )  # fmt: skip
@@ -128,7 +153,7 @@ class Batch:
     @property
     def first_frame(self) -> torch.Tensor:
         """(B, V, 3) each clip's first ground-truth frame (a privileged input where declared)."""
-        return self.vertices[:, 0]
+        return self.target[:, 0]
 
     def _declared(self, names: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, torch.Tensor]:
         values = {}
@@ -138,7 +163,7 @@ class Batch:
             value = getattr(self, name)
             if value is None:
                 raise SealedInputError(f"the model declares '{name}' as an input, but this dataset's clips have none")
-            values[name] = value
+            values[name] = rgbl(value)
         return values
 
     def with_conditions(self, n_styles: int) -> Batch:
@@ -192,8 +217,8 @@ def collate(sequences: list[Sequence]) -> Batch:
         subjects=[s.subject for s in sequences],
         audio=pad_sequence([s.audio for s in sequences], batch_first=True),
         audio_lengths=torch.tensor([len(s.audio) for s in sequences], dtype=torch.long),
-        vertices=pad_sequence([s.vertices for s in sequences], batch_first=True),
-        frame_lengths=torch.tensor([len(s.vertices) for s in sequences], dtype=torch.long),
+        vertices=stack_optional([s.vertices for s in sequences]),
+        frame_lengths=torch.tensor([len(s.target) for s in sequences], dtype=torch.long),
         templates=torch.stack([s.template for s in sequences]),
         style=torch.tensor([s.style for s in sequences], dtype=torch.long),
         fps=fps.pop(),
@@ -202,11 +227,17 @@ def collate(sequences: list[Sequence]) -> Batch:
         content=optional_ints("content"),
         phonemes=phonemes,
         texts=[s.text for s in sequences],
-        deterministic=pad_sequence([s.deterministic for s in sequences], batch_first=True)
-        if all(s.deterministic is not None for s in sequences)
-        else None,
+        deterministic=stack_optional([s.deterministic for s in sequences]),
         protocol_oracle=pad_conditions([s.protocol_oracle for s in sequences]) if all(s.protocol_oracle is not None for s in sequences) else None,
+        frames=stack_optional([s.frames for s in sequences]),
     )
+
+
+def stack_optional(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """Per-frame tensors of the clips, zero-padded to the longest; None unless every clip has one."""
+    if any(t is None for t in tensors):
+        return None
+    return pad_sequence(tensors, batch_first=True)
 
 
 def pad_conditions(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -228,7 +259,7 @@ class ModelInputs:
     audio: torch.Tensor  # (B, N) 16 kHz, normalised per utterance
     audio_lengths: torch.Tensor  # (B,)
     n_frames: torch.Tensor  # (B,) frames to generate, from the audio by the dataset's rule
-    templates: torch.Tensor  # (B, V, 3)
+    templates: torch.Tensor  # (B, V, 3); video: the reference frames (B, H, W, 4), RGB in [0, 1] and each pixel's class
     style: torch.Tensor  # (B,) training-speaker index; -1 until the condition protocol sets one
     fps: float
     conditions: dict[str, torch.Tensor] = field(default_factory=dict)  # declared, e.g. {"intensity": (B,)}
@@ -250,6 +281,11 @@ class ModelInputs:
     @property
     def max_frames(self) -> int:
         return int(self.n_frames.max())
+
+    @property
+    def is_video(self) -> bool:
+        """True when the clips are video: the templates are reference frames (B, H, W, 4)."""
+        return self.templates.ndim == 4
 
     def condition(self, name: str) -> torch.Tensor:
         if name not in self.conditions:

@@ -18,9 +18,9 @@ from torch import nn
 from torchmetrics.aggregation import MeanMetric
 
 from facebench.console import console
-from facebench.data.sequence import Sequence
+from facebench.data.sequence import Sequence, rgbl
 from facebench.lipreading.reference import ReferenceLipReader, has_phoneme_labels, stored_lip_reader
-from facebench.metrics.collection import ConditionedMetrics
+from facebench.metrics.collection import VALIDATION_KEYS, ConditionedMetrics
 from facebench.models.base import TalkingFaceModule
 
 
@@ -47,7 +47,7 @@ class MeshMetricsCallback(L.Callback):
         self._emotion = {split: MeanMetric().to(pl_module.device) for split in splits} if classifies and data.preset.emotions else {}
 
     def _update(self, split: str, preds: list[torch.Tensor], clip: Sequence, device: torch.device) -> None:
-        self._metrics[split].update(preds, clip.vertices.to(device), clip.template.to(device),
+        self._metrics[split].update(preds, rgbl(clip.target.to(device)), rgbl(clip.template.to(device)),
                                     None if clip.phonemes is None else clip.phonemes.to(device))  # fmt: skip
 
     def _test_reader(self, trainer: L.Trainer) -> ReferenceLipReader | None:
@@ -75,8 +75,9 @@ class MeshMetricsCallback(L.Callback):
         if pl_module.stage is not None and not pl_module.stage.generates:
             return
         values = self._metrics["val"].compute()
-        for key in ("lve", "mve", "fdd"):
-            pl_module.log(f"val/{key}", values[key], prog_bar=key == "lve")
+        keys = VALIDATION_KEYS[trainer.datamodule.preset.modality]
+        for key in keys:
+            pl_module.log(f"val/{key}", values[key], prog_bar=key == keys[0])
 
     # -- test: one result per test split -----------------------------------------------------------
 

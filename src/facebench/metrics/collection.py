@@ -15,6 +15,10 @@ from facebench.data.presets import DatasetPreset
 from facebench.lipreading.reference import ReferenceLipReader
 from facebench.metrics.lipreading import LipReadability
 from facebench.metrics.mesh import Diversity, MeshMetrics, SampleDiversity
+from facebench.metrics.video import VideoMetrics
+
+# What validation logs as `val/<key>` for each modality (what stages may monitor).
+VALIDATION_KEYS = {"mesh": ("lve", "mve", "fdd"), "video": ("psnr", "ssim", "mouth_iou")}
 
 
 def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor], lip_reader: ReferenceLipReader | None = None) -> MetricCollection:
@@ -28,21 +32,31 @@ def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor], lip_re
     return MetricCollection(metrics, compute_groups=False)
 
 
+def video_metrics() -> MetricCollection:
+    """PSNR, SSIM, mouth IoU, mIoU and frames dropped (`VideoMetrics`, facebench.metrics.video)."""
+    return MetricCollection({"video": VideoMetrics()}, compute_groups=False)
+
+
 class ConditionedMetrics(nn.Module):
-    """Metrics of one test split: one collection per condition, averaged at the end."""
+    """Metrics of one test split: one collection per condition, averaged at the end. A video clip
+    has one condition, its own reference frame."""
 
     def __init__(self, preset: DatasetPreset, regions: dict[str, torch.Tensor], n_conditions: int, seen: bool,
                  lip_reader: ReferenceLipReader | None = None, samples: int = 1, mixed: bool = False):  # fmt: skip
         super().__init__()
-        self.seen, self.samples, self.mixed = seen, samples, mixed
-        self.n_conditions = 1 if seen else n_conditions
-        self.per_condition = nn.ModuleList([mesh_metrics(preset, regions, lip_reader) for _ in range(self.n_conditions)])
+        self.video = preset.modality == "video"
+        self.seen, self.samples, self.mixed = seen or self.video, samples, mixed and not self.video
+        self.n_conditions = 1 if self.seen else n_conditions
+        self.per_condition = nn.ModuleList([video_metrics() if self.video else mesh_metrics(preset, regions, lip_reader)
+                                            for _ in range(self.n_conditions)])  # fmt: skip
         self.diversity = Diversity() if self.n_conditions > 1 else None
-        self.sample_diversity = SampleDiversity() if samples > 1 else None
+        self.sample_diversity = SampleDiversity() if samples > 1 and not self.video else None  # a mesh formula
         self.clips = SumMetric()
 
     @property
     def protocol(self) -> str:
+        if self.video:
+            return "own reference frame"
         if self.mixed:
             return f"own style for seen speakers, mean over {self.n_conditions} training styles for unseen"
         return "own style" if self.seen else f"mean over {self.n_conditions} training styles"
@@ -60,7 +74,8 @@ class ConditionedMetrics(nn.Module):
         own_style = self.mixed and len(preds) == 1  # a seen speaker's clip in a split that mixes both kinds
         if len(preds) != self.n_conditions and not own_style:
             raise ValueError(f"expected {self.n_conditions} generations (one per condition), found {len(preds)}")
-        samples = [p if p.ndim == 4 else p[None] for p in preds]
+        one = 4 if self.video else 3  # dimensions of one generation: (T, H, W, 4) or (T, V, 3)
+        samples = [p[None] if p.ndim == one else p for p in preds]
         if any(len(s) != self.samples for s in samples):
             raise ValueError(f"expected {self.samples} sample(s) per condition, found {[len(s) for s in samples]}")
         labels = {} if phonemes is None else {"phonemes": phonemes[None]}
@@ -78,7 +93,9 @@ class ConditionedMetrics(nn.Module):
     def compute(self) -> dict[str, float]:
         values = [{k: float(v) for k, v in m.compute().items()} for m in self.per_condition]
         result = {k: sum(v[k] for v in values) / len(values) for k in values[0]}
-        result["frames_dropped"] = sum(v["frames_dropped"] for v in values)
+        for key in ("frames_dropped", "mask_frames"):
+            if key in values[0]:
+                result[key] = sum(v[key] for v in values)
         if self.diversity is not None:
             result["diversity"] = float(self.diversity.compute())
         if self.sample_diversity is not None:

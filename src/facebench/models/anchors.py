@@ -11,22 +11,27 @@ from facebench.models.base import TalkingFaceModule
 
 
 class Template(TalkingFaceModule):
-    """Predicts the subject's neutral template at every frame the audio implies."""
+    """Predicts the subject's neutral template at every frame the audio implies; on video, the
+    reference frame and its mask, repeated."""
 
     stages = ()
+    modalities = ("mesh", "video")
 
     def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
-        return inputs.templates[:, None].expand(-1, inputs.max_frames, -1, -1).clone()
+        templates = inputs.templates
+        return templates[:, None].expand(-1, inputs.max_frames, *templates.shape[1:]).clone()
 
 
 class Oracle(TalkingFaceModule):
     """Returns the deterministic part of each synthetic clip: what a perfect model could predict.
 
     The one declared exception to sealed evaluation: it reads the corpus' deterministic part (at the
-    ground truth's length), a privileged input its rows name in their `inputs` column."""
+    ground truth's length), a privileged input its rows name in their `inputs` column. On the video
+    corpus, that part rendered with the clip's head pose, and its masks."""
 
     stages = ()
     privileged_inputs = ("deterministic",)
+    modalities = ("mesh", "video")
 
     def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
         return inputs.privileged["deterministic"]

@@ -5,7 +5,9 @@ generation protocol, and the validation/test steps whose generations the metrics
 A model implements
 - `generate(inputs, seed=None) -> (B, T, V, 3)`: vertices in dataset units from `ModelInputs`
   alone (audio, templates, style, the frame count derived from the audio, declared conditions);
-  T = `inputs.max_frames`. Stochastic models (`stochastic = True`) draw from `seed`.
+  T = `inputs.max_frames`. Stochastic models (`stochastic = True`) draw from `seed`. A video
+  model (`modalities = ("video",)`) returns frames (B, T, H, W, 4): RGB in [0, 1] and each pixel's
+  class (255 where it paints no masks), from the reference frames in `inputs.templates`.
 - `losses(batch) -> {"loss": ..., parts...}` when it trains (the training batch has ground truth).
 
 Stages (`stages`) are trained in order by the runner, each with its own trainer settings, its own
@@ -57,6 +59,9 @@ class TalkingFaceModule(L.LightningModule):
     conditions_used: tuple[str, ...] = ()
     # Privileged inputs, for anchors only (the oracle); their rows say so.
     privileged_inputs: tuple[str, ...] = ()
+    # What the model generates: "mesh" (vertices) and/or "video" (frames and masks); the runner
+    # refuses a dataset of another modality.
+    modalities: tuple[str, ...] = ("mesh",)
     # Dataset units per network unit of vertex offsets; models that rescale set it from their
     # `offset_scale` argument (FaceFormer's card, "[ours] choices of the CPU profiles").
     offset_scale: float = 1.0
@@ -140,13 +145,15 @@ class TalkingFaceModule(L.LightningModule):
         return torch.nn.functional.one_hot(style, self.n_styles).to(self.dtype)
 
     def conditions(self, inputs: ModelInputs) -> list[int]:
-        """The styles a clip is generated with: its own, or every training style if unseen."""
+        """The styles a clip is generated with: its own, or every training style if unseen. A video
+        clip is generated once, from its own reference frame."""
         own = int(inputs.style[0])
-        return [own] if own >= 0 else list(range(self.n_styles))
+        return [own] if own >= 0 or inputs.is_video else list(range(self.n_styles))
 
-    def describe_inputs(self) -> str:
+    def describe_inputs(self, modality: str = "mesh") -> str:
         """What the model generates from, for the leaderboard row's `inputs` column."""
-        parts = ["audio", "template", "style", "frame count from audio", *self.conditions_used]
+        base = ["audio", "template", "style"] if modality == "mesh" else ["audio", "reference frame and its mask"]
+        parts = [*base, "frame count from audio", *self.conditions_used]
         text = ", ".join(parts)
         if self.privileged_inputs:
             text += "; privileged: " + ", ".join(self.privileged_inputs)

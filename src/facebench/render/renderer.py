@@ -6,7 +6,9 @@ context can be had, a pure-software fallback (matplotlib's Agg: painter's order,
 The camera is fixed and framed from the template: an orthographic view down the -z axis (the
 faces of FLAME, BIWI after CodeTalker's preprocessing, and the synthetic corpus look along +z),
 centred on the template's bounding box with a margin. Shading is Lambertian with a headlight;
-per-vertex colours (a heat map) replace the skin colour where given.
+per-vertex colours (a heat map) or per-face colours (the synthetic video corpus' textures) replace
+the skin colour where given. `render_labels` draws each face's integer label, unshaded and without
+antialiasing, into a label image: the region each pixel was rendered from (exact segmentation masks).
 """
 
 from __future__ import annotations
@@ -89,20 +91,32 @@ class GLRenderer:
         self.ctx.enable(moderngl.DEPTH_TEST)
         self.index = self.ctx.buffer(self.faces.tobytes())
 
-    def render(self, vertices: np.ndarray, colors: np.ndarray | None = None) -> np.ndarray:
-        """(V, 3) -> (size, size, 3) uint8."""
-        colors = np.broadcast_to(np.asarray(SKIN if colors is None else colors, np.float32), vertices.shape)
-        data = np.concatenate([self.camera.to_clip(vertices), vertex_normals(vertices, self.faces), colors], axis=1)
+    def render(self, vertices: np.ndarray, colors: np.ndarray | None = None, face_colors: np.ndarray | None = None,
+               ambient: float = AMBIENT) -> np.ndarray:  # fmt: skip
+        """(V, 3) -> (size, size, 3) uint8. `colors`: (V, 3) per vertex; `face_colors`: (F, 3) per face."""
+        normals = vertex_normals(vertices, self.faces)
+        if face_colors is None:
+            colors = np.broadcast_to(np.asarray(SKIN if colors is None else colors, np.float32), vertices.shape)
+            data, index = np.concatenate([self.camera.to_clip(vertices), normals, colors], axis=1), self.index
+        else:  # one colour per face: every corner of a face carries it, so nothing is interpolated across faces
+            corners = self.faces.ravel()
+            data = np.concatenate([self.camera.to_clip(vertices)[corners], normals[corners], np.repeat(face_colors, 3, axis=0)], axis=1)
+            index = None
         with self.ctx:  # this renderer's context current: several renderers may live in one process
             self.fbo.use()
+            self.program["ambient"].value = ambient
             buffer = self.ctx.buffer(np.ascontiguousarray(data, dtype=np.float32).tobytes())
-            array = self.ctx.vertex_array(self.program, [(buffer, "3f 3f 3f", "position", "normal", "color")], self.index)
+            array = self.ctx.vertex_array(self.program, [(buffer, "3f 3f 3f", "position", "normal", "color")], index)
             self.fbo.clear(*BACKGROUND, depth=1.0)
             array.render()
             frame = np.frombuffer(self.fbo.read(components=3), dtype=np.uint8).reshape(self.size, self.size, 3)[::-1]
             array.release()
             buffer.release()
         return frame.copy()
+
+    def render_labels(self, vertices: np.ndarray, face_labels: np.ndarray) -> np.ndarray:
+        """(V, 3) and (F,) labels in [0, 255) -> (size, size) uint8: each pixel's face label, 255 where no face is."""
+        return render_labels(self, vertices, face_labels)
 
 
 class SoftwareRenderer:
@@ -117,7 +131,8 @@ class SoftwareRenderer:
         matplotlib.use("Agg")
         self.faces, self.camera, self.size = faces, Camera(template, size), size
 
-    def render(self, vertices: np.ndarray, colors: np.ndarray | None = None) -> np.ndarray:
+    def render(self, vertices: np.ndarray, colors: np.ndarray | None = None, face_colors: np.ndarray | None = None,
+               ambient: float = AMBIENT) -> np.ndarray:  # fmt: skip
         import matplotlib.pyplot as plt
         from matplotlib.collections import PolyCollection
 
@@ -127,8 +142,11 @@ class SoftwareRenderer:
         facing = np.cross(b[:, :2] - a[:, :2], c[:, :2] - a[:, :2]) > 0  # counter-clockwise on screen
         world = vertices[self.faces]
         normals = np.cross(world[:, 1] - world[:, 0], world[:, 2] - world[:, 0])
-        light = AMBIENT + (1 - AMBIENT) * np.clip(normals @ LIGHT / (np.linalg.norm(normals, axis=1) + 1e-12), 0, None)
-        base = np.broadcast_to(np.asarray(SKIN if colors is None else colors, np.float32), vertices.shape)[self.faces].mean(1)
+        light = ambient + (1 - ambient) * np.clip(normals @ LIGHT / (np.linalg.norm(normals, axis=1) + 1e-12), 0, None)
+        if face_colors is None:
+            base = np.broadcast_to(np.asarray(SKIN if colors is None else colors, np.float32), vertices.shape)[self.faces].mean(1)
+        else:
+            base = np.asarray(face_colors, np.float32)
         order = np.argsort(-triangles[:, :, 2].mean(1))  # far (large depth) first
         order = order[facing[order]]
         fig = plt.figure(figsize=(1, 1), dpi=self.size)
@@ -143,6 +161,21 @@ class SoftwareRenderer:
         frame = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
         plt.close(fig)
         return frame
+
+    def render_labels(self, vertices: np.ndarray, face_labels: np.ndarray) -> np.ndarray:
+        """(V, 3) and (F,) labels in [0, 255) -> (size, size) uint8: each pixel's face label, 255 where no face is."""
+        return render_labels(self, vertices, face_labels)
+
+
+def render_labels(renderer, vertices: np.ndarray, face_labels: np.ndarray) -> np.ndarray:
+    """A renderer's label pass: labels as unshaded red levels (exact in 8 bits), on the white
+    background whose red level, 255, no label may take."""
+    labels = np.asarray(face_labels)
+    if labels.shape != (len(renderer.faces),) or labels.min() < 0 or labels.max() >= 255:
+        raise RenderError(f"face labels: expected ({len(renderer.faces)},) integers in [0, 255), found shape {labels.shape}")
+    colors = np.zeros((len(labels), 3), np.float32)
+    colors[:, 0] = labels / 255.0
+    return renderer.render(vertices, face_colors=colors, ambient=1.0)[:, :, 0].copy()
 
 
 def make_renderer(faces: np.ndarray, template: np.ndarray, size: int = 512, backend: str = "auto", say=print):

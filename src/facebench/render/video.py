@@ -23,8 +23,10 @@ def even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), constant_values=255) if h % 2 or w % 2 else frame
 
 
-def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, audio: np.ndarray | None = None) -> Path:
-    """Frames (H, W, 3) uint8 and 16 kHz mono audio (or None) -> an MP4 at `path`."""
+def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, audio: np.ndarray | None = None, lossless: bool = False) -> Path:
+    """Frames (H, W, 3) uint8 and 16 kHz mono audio (or None) -> an MP4 at `path`. `lossless`: H.264
+    at constant quality 0 in 4:4:4 (a dataset's frames: decoded as rendered, up to the RGB/YUV
+    rounding); otherwise imageio-ffmpeg's default quality in 4:2:0, which every player shows."""
     import imageio_ffmpeg
 
     path = Path(path)
@@ -40,7 +42,8 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, audi
             wav = Path(scratch) / "audio.wav"
             soundfile.write(wav, np.asarray(audio, dtype=np.float32), SAMPLE_RATE)
         partial = path.with_name(f".{path.name}.partial.mp4")
-        writer = imageio_ffmpeg.write_frames(str(partial), (first.shape[1], first.shape[0]), fps=fps, macro_block_size=2,
+        quality = {"quality": 10, "pix_fmt_out": "yuv444p"} if lossless else {}
+        writer = imageio_ffmpeg.write_frames(str(partial), (first.shape[1], first.shape[0]), fps=fps, macro_block_size=2, **quality,
                                              audio_path=None if wav is None else str(wav), audio_codec=None if wav is None else "aac",
                                              output_params=["-shortest"] if wav is not None else None, ffmpeg_log_level="error")  # fmt: skip
         try:
@@ -57,6 +60,22 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, audi
             raise
         os.replace(partial, path)
     return path
+
+
+def read_video(path: str | Path) -> tuple[np.ndarray, float]:
+    """An MP4's frames (T, H, W, 3) uint8 and its frame rate, decoded with the same ffmpeg."""
+    import imageio_ffmpeg
+
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        width, height = meta["size"]
+        frames = [np.frombuffer(frame, dtype=np.uint8).reshape(height, width, 3) for frame in reader]
+    except (OSError, RuntimeError, StopIteration) as exc:
+        raise RenderError(f"{path}: expected a decodable video, found an unreadable file ({exc})") from exc
+    if not frames:
+        raise RenderError(f"{path}: expected video frames, found none")
+    return np.stack(frames), float(meta["fps"])
 
 
 def video_info(path: str | Path) -> dict:

@@ -13,6 +13,13 @@ from facebench.data.synth.generator import (
     synth_dataset_name,
 )
 from facebench.data.synth.motion import EMOTIONS
+from facebench.data.synth.video import (
+    VIDEO_FPS,
+    VIDEO_PRESETS,
+    VideoConfig,
+    cached_video_corpus,
+    video_dataset_name,
+)
 
 
 def synth_preset(config: SynthConfig) -> DatasetPreset:
@@ -42,8 +49,22 @@ def synth_preset(config: SynthConfig) -> DatasetPreset:
     )
 
 
+def synth_video_preset(config: VideoConfig) -> DatasetPreset:
+    """The video corpus: the 3D corpus' speakers and splits, rendered at 25 fps (README, "The video modality")."""
+    mesh = synth_preset(SYNTH_PRESETS[config.mesh_preset])
+    return DatasetPreset(
+        name=video_dataset_name(config.preset), fps=VIDEO_FPS, train_subjects=mesh.train_subjects, splits=mesh.splits,
+        test_splits=mesh.test_splits, audio_per_frame=2, period=int(VIDEO_FPS), duration_tolerance=0.1,
+        emotions=mesh.emotions, intensities=mesh.intensities, layout="video", modality="video", image_size=config.size,
+        source=f"generated on first use into the cache (facebench synth --preset {config.preset})",
+    )  # fmt: skip
+
+
 for _config in SYNTH_PRESETS.values():
     register_preset(synth_preset(_config))
     register_provider(synth_dataset_name(_config.preset), lambda preset=_config.preset: cached_corpus(preset))
+for _video in VIDEO_PRESETS.values():
+    register_preset(synth_video_preset(_video))
+    register_provider(video_dataset_name(_video.preset), lambda preset=_video.preset: cached_video_corpus(preset))
 
-__all__ = ["SYNTH_PRESETS", "SynthConfig", "cached_corpus", "generate", "synth_preset"]
+__all__ = ["SYNTH_PRESETS", "VIDEO_PRESETS", "SynthConfig", "cached_corpus", "cached_video_corpus", "generate", "synth_preset"]

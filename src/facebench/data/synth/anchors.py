@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from facebench.data.datamodule import FaceDataModule
-from facebench.data.sequence import collate
+from facebench.data.sequence import collate, rgbl
 from facebench.metrics import ConditionedMetrics
 from facebench.models.anchors import Oracle, ProtocolOracle, Template
 
@@ -26,7 +26,9 @@ def anchor_metrics(root: Path, dataset: str, splits: tuple[str, ...] | None = No
     data = FaceDataModule(dataset, root=str(root), with_deterministic=True)
     regions = data.regions()
     styles = len(data.train_subjects)
-    models = {name: cls(n_vertices=data.n_vertices, n_styles=styles) for name, cls in ANCHOR_MODELS.items()}
+    # Video has no protocol oracle: a clip's condition is its own reference frame, which every model gets.
+    names = ("template", "oracle") if data.preset.modality == "video" else ANCHOR_MODELS
+    models = {name: ANCHOR_MODELS[name](n_vertices=data.n_vertices, n_styles=styles) for name in names}
     result = {}
     for split in splits or ("val", *data.test_split_names):
         clips = data.split_dataset(split)
@@ -36,7 +38,7 @@ def anchor_metrics(root: Path, dataset: str, splits: tuple[str, ...] | None = No
             clip = clips[i]
             batch = collate([clip])
             for name, model in models.items():
-                anchors[name].update(model.generate_conditions(model.generation_inputs(batch)), clip.vertices, clip.template)
+                anchors[name].update(model.generate_conditions(model.generation_inputs(batch)), rgbl(clip.target), rgbl(clip.template))
         result[split] = {name: {k: v for k, v in metrics.compute().items() if k != "clips"} for name, metrics in anchors.items()}
     return result
 

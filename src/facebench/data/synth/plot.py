@@ -70,3 +70,51 @@ def plot_clip(root: str | Path, clip: str, out: str | Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_video_clip(root: str | Path, clip: str, out: str | Path) -> Path:
+    """One clip of the video corpus: its waveform, the mouth's area in its masks and in the
+    oracle's over time, and five frames above their 12-class masks."""
+    from matplotlib.colors import ListedColormap
+
+    from facebench.data.segmentation import CLASSES, MOUTH_CLASSES
+    from facebench.data.synth.video import video_dataset_name
+
+    root, out = Path(root), Path(out)
+    card = json.loads((root / "card.json").read_text())
+    data = FaceDataModule(video_dataset_name(card["config"]["preset"]), root=str(root), with_deterministic=True)
+    sequence = data.reader.load(data.reader.entry(clip))
+    frames, oracle = sequence.frames.numpy(), sequence.deterministic.numpy()
+    audio, sr = soundfile.read(root / "wav" / f"{clip}.wav")
+    t = np.arange(len(frames)) / card["fps"]
+    area = lambda f: np.isin(f[..., 3], MOUTH_CLASSES).mean((1, 2)) * 100  # noqa: E731
+    palette = ListedColormap(plt.get_cmap("tab20").colors[: len(CLASSES)])
+    fig = plt.figure(figsize=(11, 7.5), constrained_layout=True)
+    grid = fig.add_gridspec(4, 5, height_ratios=[0.8, 1, 1.4, 1.4])
+    ax = fig.add_subplot(grid[0, :])
+    ax.plot(np.arange(len(audio)) / sr, audio, lw=0.4, color="0.3")
+    ax.set_ylabel("waveform")
+    ax.set_xlim(0, t[-1])
+    size = card["config"]["size"]
+    ax.set_title(f"synthetic video corpus, clip {clip} (16 kHz audio, {card['fps']:g} fps, {size}x{size} px, 12-class masks)")
+    ax = fig.add_subplot(grid[1, :], sharex=ax)
+    ax.plot(t, area(frames), label="lips + mouth, % of the frame (ground-truth masks)", color="C0")
+    ax.plot(t, area(oracle), "--", label="the same in the oracle's masks (deterministic part)", color="C1")
+    ax.set_xlabel("seconds")
+    ax.legend(loc="upper right", fontsize=8)
+    for i, k in enumerate(np.linspace(0, len(frames) - 1, 5).astype(int)):
+        ax = fig.add_subplot(grid[2, i])
+        ax.imshow(frames[k, :, :, :3], interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(f"t = {t[k]:.2f} s", fontsize=8)
+        ax = fig.add_subplot(grid[3, i])
+        ax.imshow(frames[k, :, :, 3], cmap=palette, vmin=-0.5, vmax=len(CLASSES) - 0.5, interpolation="nearest")
+        ax.set_axis_off()
+    present = sorted(set(np.unique(frames[..., 3]).tolist()))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette(c)) for c in present]
+    fig.legend(handles, [CLASSES[c] for c in present], loc="lower center", ncol=len(present), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out

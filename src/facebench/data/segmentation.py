@@ -1,0 +1,27 @@
+"""The 12 face classes of the video modality, in SegTalker's order (E4S's merge of the 19
+CelebAMask-HQ classes a BiSeNet face parser predicts), and the merge itself.
+
+The order is E4S's (`__ffhq_masks_to_faceParser_mask_detailed`), which SegTalker's 12 classes
+follow; docs/architecture.md, "The video modality"."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASSES = ("background", "lip", "eyebrows", "eyes", "hair", "nose", "skin", "ears", "neck", "mouth", "eye_glass", "ear_rings")
+N_CLASSES = len(CLASSES)
+# The mouth region of the mouth IoU: the lips and the mouth's inside (teeth included).
+MOUTH_CLASSES = (CLASSES.index("lip"), CLASSES.index("mouth"))
+
+# face-parsing.PyTorch's 19 labels (0 bg, 1 skin, 2 l_brow, 3 r_brow, 4 l_eye, 5 r_eye, 6 eye_g,
+# 7 l_ear, 8 r_ear, 9 ear_r, 10 nose, 11 mouth, 12 u_lip, 13 l_lip, 14 neck, 15 neck_l, 16 cloth,
+# 17 hair, 18 hat) -> the 12 classes. The necklace, cloth and hat go to the background, as in E4S.
+FACE_PARSING_TO_CLASSES = np.array([0, 6, 2, 2, 3, 3, 10, 7, 7, 11, 5, 9, 1, 1, 8, 0, 0, 4, 0], dtype=np.uint8)
+
+
+def merge_face_parsing(labels: np.ndarray) -> np.ndarray:
+    """A face parser's 19-class label map (any shape) as the 12 classes."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= len(FACE_PARSING_TO_CLASSES)):
+        raise ValueError(f"face-parsing labels: expected values in [0, {len(FACE_PARSING_TO_CLASSES)}), found [{labels.min()}, {labels.max()}]")
+    return FACE_PARSING_TO_CLASSES[labels]

@@ -1,0 +1,115 @@
+"""The video modality's metrics: frames (T, H, W, 4) with RGB in [0, 1] and each pixel's class
+(facebench.data.sequence.rgbl; 255 where unknown). Recipes, where papers disagree:
+
+- PSNR: per frame over the whole RGB frame, 10·log10(1 / (MSE + 1e-8)) with data range 1, the mean
+  over all frames of a split (the ViCo reference scripts' recipe with `piq.psnr`; the 1e-8 makes
+  identical frames score 80 dB instead of infinity).
+- SSIM: per frame, torchmetrics' SSIM (Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, data range 1,
+  the mean over the window's valid positions and the channels), the mean over all frames.
+- Mouth IoU: the mouth region (lips and the inside of the mouth, `MOUTH_CLASSES`) of the generated
+  masks against the ground truth's, intersection over union pooled over every frame of the split.
+- mIoU: per class, intersection over union pooled over the split; the mean over the classes present
+  in either (a class absent from both is not counted).
+
+Frames are compared on the shorter of prediction and ground truth (`frames_dropped` counts the
+rest). Mask metrics count only frames whose masks are known on both sides (`mask_frames`); a model
+that paints no masks (class 255 everywhere) has none, and its IoU columns are empty (NaN).
+Every state is a sum, reduced with "sum" across processes: exact under DDP.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from facebench.data.segmentation import MOUTH_CLASSES, N_CLASSES
+from facebench.metrics.mesh import MetricInputError
+
+PSNR_EPS = 1e-8
+UNKNOWN = 255
+
+
+def align_frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Check a (T', H, W, 4) prediction against (T, H, W, 4) ground truth; both cut to the shorter,
+    and the frames that leaves out."""
+    if pred.ndim != 4 or target.ndim != 4 or pred.shape[-1] != 4 or target.shape[-1] != 4:
+        raise MetricInputError(f"expected pred and target frames of shape (T, H, W, 4), found {tuple(pred.shape)} and {tuple(target.shape)}")
+    if pred.shape[1:] != target.shape[1:]:
+        raise MetricInputError(f"expected frames of one size, found {tuple(pred.shape[1:3])} predicted and {tuple(target.shape[1:3])} ground truth")
+    n = min(len(pred), len(target))
+    if n == 0:
+        raise MetricInputError(f"expected non-empty clips, found {len(pred)} predicted and {len(target)} ground-truth frames")
+    if not torch.isfinite(pred[:n, ..., :3]).all():
+        raise MetricInputError("expected finite predicted frames, found NaN or infinite values")
+    return pred[:n], target[:n], abs(len(pred) - len(target))
+
+
+def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(T, H, W, 3) pair in [0, 1] -> (T,) PSNR in dB."""
+    mse = (pred.double() - target.double()).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1 / (mse + PSNR_EPS))
+
+
+def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(T, H, W, 3) pair in [0, 1] -> (T,) SSIM, in float32 (float64 convolutions are some 30x
+    slower on CPU; the per-frame values are summed in float64)."""
+    to_nchw = lambda x: x.permute(0, 3, 1, 2).float()  # noqa: E731
+    return structural_similarity_index_measure(to_nchw(pred.clamp(0, 1)), to_nchw(target), data_range=1.0, reduction="none").double()
+
+
+class VideoMetrics(Metric):
+    """PSNR, SSIM, mouth IoU, mIoU and frames dropped in one pass per clip."""
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for name in ("psnr_sum", "ssim_sum", "frames", "frames_dropped", "mask_frames", "mouth_intersection", "mouth_union"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("class_intersection", default=torch.zeros(N_CLASSES, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("class_union", default=torch.zeros(N_CLASSES, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, templates: torch.Tensor | None = None) -> None:
+        """`pred` (1, T', H, W, 4) and `target` (1, T, H, W, 4), one clip (the collection's call)."""
+        if pred.ndim == 5:
+            if len(pred) != 1 or len(target) != 1:
+                raise MetricInputError(f"expected one clip per update, found {len(pred)} and {len(target)}")
+            pred, target = pred[0], target[0]
+        pred, target, dropped = align_frames(pred, target)
+        self.psnr_sum += psnr_per_frame(pred[..., :3], target[..., :3]).sum()
+        self.ssim_sum += ssim_per_frame(pred[..., :3], target[..., :3]).sum()
+        self.frames += len(pred)
+        self.frames_dropped += dropped
+        predicted, truth = pred[..., 3].round().long(), target[..., 3].round().long()
+        known = ((predicted != UNKNOWN) & (truth != UNKNOWN)).flatten(1).all(1)
+        if not known.any():
+            return
+        predicted, truth = predicted[known], truth[known]
+        if predicted.max() >= N_CLASSES or predicted.min() < 0:
+            raise MetricInputError(f"expected predicted classes in [0, {N_CLASSES}) or {UNKNOWN}, found values in [{int(predicted.min())}, {int(predicted.max())}]")
+        self.mask_frames += int(known.sum())
+        mouth = torch.tensor(MOUTH_CLASSES, device=pred.device)
+        in_pred, in_truth = torch.isin(predicted, mouth), torch.isin(truth, mouth)
+        self.mouth_intersection += (in_pred & in_truth).sum()
+        self.mouth_union += (in_pred | in_truth).sum()
+        both = truth * N_CLASSES + predicted
+        confusion = torch.bincount(both.flatten(), minlength=N_CLASSES * N_CLASSES).view(N_CLASSES, N_CLASSES).double()
+        diagonal = confusion.diagonal()
+        self.class_intersection += diagonal
+        self.class_union += confusion.sum(0) + confusion.sum(1) - diagonal
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        nan = torch.tensor(math.nan, dtype=torch.float64, device=self.frames.device)
+        present = self.class_union > 0
+        return {
+            "psnr": self.psnr_sum / self.frames,
+            "ssim": self.ssim_sum / self.frames,
+            "mouth_iou": self.mouth_intersection / self.mouth_union if self.mouth_union > 0 else nan,
+            "miou": (self.class_intersection[present] / self.class_union[present]).mean() if present.any() else nan,
+            "frames_dropped": self.frames_dropped,
+            "mask_frames": self.mask_frames,
+        }

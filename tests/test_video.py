@@ -1,0 +1,243 @@
+"""The video modality: the synthetic video corpus, the video layout's reader, the 2D metrics and a
+bench run of the anchors on video (README, "The video modality")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from facebench.bench.config import model_specs
+from facebench.bench.runner import run_one
+from facebench.data.datamodule import FaceDataModule
+from facebench.data.segmentation import CLASSES, FACE_PARSING_TO_CLASSES, merge_face_parsing
+from facebench.data.synth.generator import SYNTH_PRESETS, cached_corpus
+from facebench.data.synth.mesh import build_face
+from facebench.data.synth.video import (
+    VIDEO_PRESETS,
+    ClipPainter,
+    _rng,
+    cached_video_corpus,
+    generate_video,
+    speaker_palette,
+)
+from facebench.errors import DataError, FacebenchError
+from facebench.metrics.video import VideoMetrics
+from facebench.render.video import read_video
+from tests.fabricate import write_video_dataset
+
+
+@pytest.fixture(scope="module")
+def video_tiny():
+    return cached_video_corpus("video-tiny", progress=False)
+
+
+def test_the_video_corpus_is_the_same_for_a_seed(tmp_path, video_tiny):
+    clips = ["S02_s37", "U01_s38"]
+    first = generate_video(VIDEO_PRESETS["video-tiny"], tmp_path / "a", clips=clips, progress=False)
+    second = generate_video(VIDEO_PRESETS["video-tiny"], tmp_path / "b", clips=clips, progress=False)
+    for name in clips:
+        frames, fps = read_video(first / "video" / f"{name}.mp4")
+        assert fps == 25 and frames.shape[1:] == (64, 64, 3)
+        assert np.array_equal(frames, read_video(second / "video" / f"{name}.mp4")[0])
+        # ... and the same as the cached corpus, made in one pass over every clip
+        assert np.array_equal(frames, read_video(video_tiny / "video" / f"{name}.mp4")[0])
+        for other in (second, video_tiny):
+            assert np.array_equal(np.load(first / "masks" / f"{name}.npz")["masks"], np.load(other / "masks" / f"{name}.npz")["masks"])
+
+
+def test_masks_are_the_regions_each_pixel_was_rendered_from():
+    """Unshaded, a pixel has exactly the colour of the triangle it shows: its mask class must be
+    that triangle's, for every pixel (and the codec keeps the stored frames to a level or two)."""
+    corpus = cached_corpus("tiny", progress=False)
+    face = build_face(SYNTH_PRESETS["tiny"].n_vertices)
+    template = np.load(corpus / "vertices_npy" / "S01_s05.npy").reshape(-1, face.n_vertices, 3)
+    rng = _rng(0, 1, 0)
+    painter = ClipPainter(face, template[0], speaker_palette(rng), np.ones(len(face.faces)), 64)
+    checked = 0
+    for frame in (0, len(template) // 2):
+        pose = np.array([0.03, -0.04, 0.02, 0.001, 0, 0], np.float32)
+        _, mask = painter.paint(template[frame], pose)
+        from facebench.data.synth.video import posed
+
+        mesh = posed(np.concatenate([template[frame], painter.inside]), pose, painter.center)
+        # Each triangle gets a colour of its own, so a pixel's colour names its triangle.
+        ids = np.arange(len(painter.faces))
+        unique = np.stack([ids % 251, (ids // 251) % 251, np.full_like(ids, 7)], 1) / 255.0
+        shown = painter.renderer.render(mesh, face_colors=unique.astype(np.float32), ambient=1.0).astype(int)
+        on_face = shown[..., 2] == 7
+        triangle = shown[..., 0] + 251 * shown[..., 1]
+        assert on_face.sum() > 1000
+        assert np.array_equal(mask[on_face], painter.labels[triangle[on_face]])
+        assert (mask[~on_face] == CLASSES.index("background")).all()
+        checked += 1
+    assert checked == 2 and CLASSES.index("mouth") in painter.labels
+
+
+def test_the_stored_frames_decode_as_rendered(video_tiny):
+    frames, _ = read_video(video_tiny / "video" / "S01_s37.mp4")
+    masks = np.load(video_tiny / "masks" / "S01_s37.npz")["masks"]
+    pose = np.load(video_tiny / "pose" / "S01_s37.npy")
+    assert len(frames) == len(masks) == len(pose)
+    present = set(np.unique(masks).tolist())
+    assert {CLASSES.index(c) for c in ("background", "lip", "eyebrows", "eyes", "hair", "nose", "skin")} <= present
+    # A region's pixels share its colour: within the skin the spread is the texture and shading, not the codec.
+    skin = frames[masks == CLASSES.index("skin")].astype(float)
+    background = frames[masks == CLASSES.index("background")].astype(float)
+    assert background.std(0).max() < 2.0  # one flat colour, decoded within a level or two
+    assert np.abs(skin.mean(0) - background.mean(0)).max() > 10
+
+
+def test_the_face_parsing_merge_follows_e4s():
+    assert len(FACE_PARSING_TO_CLASSES) == 19 and len(CLASSES) == 12
+    parsed = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18])
+    names = [CLASSES[c] for c in merge_face_parsing(parsed)]
+    assert names == ["background", "skin", "eyebrows", "eyebrows", "eyes", "eyes", "eye_glass", "ears", "ears", "ear_rings", "nose",
+                     "mouth", "lip", "lip", "neck", "background", "background", "hair", "background"]  # fmt: skip
+    with pytest.raises(ValueError, match="19"):
+        merge_face_parsing(np.array([19]))
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+def frames_of(rgb: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+    return torch.cat([torch.as_tensor(rgb, dtype=torch.float32), torch.as_tensor(masks, dtype=torch.float32)[..., None]], -1)
+
+
+def test_psnr_ssim_and_ious_on_known_cases():
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(0.2, 0.8, (5, 32, 32, 3))
+    masks = np.zeros((5, 32, 32), np.uint8)
+    masks[:, 10:20, 8:24] = CLASSES.index("lip")  # 160 mouth pixels a frame
+    same = VideoMetrics()
+    same.update(frames_of(rgb, masks)[None], frames_of(rgb, masks)[None])
+    values = same.compute()
+    assert values["psnr"] == pytest.approx(80.0) and values["ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert values["mouth_iou"] == 1 and values["miou"] == 1 and values["frames_dropped"] == 0
+
+    shifted = masks.copy()
+    shifted[:, 10:20, 8:24] = 0
+    shifted[:, 15:25, 8:24] = CLASSES.index("mouth")  # half the mouth overlaps: IoU 80 / 240
+    other = VideoMetrics()
+    other.update(frames_of(np.clip(rgb + 0.1, 0, 1), shifted)[None, :4], frames_of(rgb, masks)[None])
+    values = other.compute()
+    assert values["psnr"] == pytest.approx(20.0, abs=1e-4)  # every pixel off by 0.1: MSE 0.01
+    assert values["mouth_iou"] == pytest.approx(80 / 240)
+    # per class over the 4 compared frames: background 1024-160-80 / 1024-80, lip 0/160, mouth 0/160
+    assert values["miou"] == pytest.approx(((1024 - 240) / (1024 - 80) + 0 + 0) / 3)
+    assert values["frames_dropped"] == 1 and values["mask_frames"] == 4
+
+
+def test_video_metrics_merge_exactly_across_processes():
+    """Each state is a sum: clips scored on two processes and reduced give the one-process values."""
+    rng = np.random.default_rng(1)
+    clips = [(frames_of(rng.uniform(0, 1, (n, 16, 16, 3)), rng.integers(0, 12, (n, 16, 16))),
+              frames_of(rng.uniform(0, 1, (n, 16, 16, 3)), rng.integers(0, 12, (n, 16, 16)))) for n in (3, 5, 4)]  # fmt: skip
+    whole, left, right = VideoMetrics(), VideoMetrics(), VideoMetrics()
+    for i, (pred, target) in enumerate(clips):
+        whole.update(pred[None], target[None])
+        (left if i % 2 == 0 else right).update(pred[None], target[None])
+    left.merge_state(right)
+    for key, value in whole.compute().items():
+        assert float(left.compute()[key]) == pytest.approx(float(value), rel=1e-12)
+
+
+def test_a_model_without_masks_has_no_iou():
+    rgb = np.full((3, 16, 16, 3), 0.5)
+    pred = frames_of(rgb, np.full((3, 16, 16), 255))
+    metrics = VideoMetrics()
+    metrics.update(pred[None], frames_of(rgb, np.zeros((3, 16, 16)))[None])
+    values = metrics.compute()
+    assert np.isnan(float(values["mouth_iou"])) and np.isnan(float(values["miou"])) and values["mask_frames"] == 0
+    assert values["psnr"] == pytest.approx(80.0)
+
+
+# -- the reader ----------------------------------------------------------------------------------
+
+
+def hdtf_clips(frames: int = 6) -> dict[str, int]:
+    """Nine HDTF subjects (the eighth is held out for test, the seventh for validation)."""
+    return {f"WDA_Speaker{k}_{c:03d}": frames for k in range(9) for c in (0, 1)}
+
+
+@pytest.fixture(scope="module")
+def hdtf_root(tmp_path_factory):
+    return write_video_dataset(tmp_path_factory.mktemp("hdtf"), hdtf_clips(), size=512)
+
+
+def test_hdtf_layout_reads_with_identity_disjoint_splits(hdtf_root):
+    data = FaceDataModule("hdtf", root=str(hdtf_root))
+    data.setup()
+    preset = data.preset
+    assert preset.splits["test"].subjects == ("WDA_Speaker7",) and preset.splits["val"].subjects == ("WDA_Speaker6",)
+    assert not set(preset.splits["test"].subjects) & set(preset.train_subjects)
+    clip = data.clip("test", 0)
+    assert clip.frames.shape == (6, 512, 512, 4) and clip.frames.dtype == torch.uint8 and clip.vertices is None
+    assert torch.equal(clip.template, clip.frames[0])  # the reference is the clip's first frame
+    assert clip.frames[..., 3].max() < 12 and len(clip.audio) == pytest.approx(6 / 25 * 16000, abs=2)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [("fps", "25 fps"), ("size", "512 x 512 frames"), ("wav", "the audio of"), ("long_audio", "equal duration"), ("masks", "masks of shape")],
+)
+def test_bad_video_clips_get_one_clear_error(tmp_path, change, message):
+    clips = {f"WDA_Speaker{k}_000": 4 for k in range(8)}
+    root = write_video_dataset(tmp_path / "hdtf", clips, size=512)
+    bad = "WDA_Speaker7_000"
+    if change in ("fps", "size"):
+        write_video_dataset(tmp_path / "other", {bad: 4}, size=256 if change == "size" else 512, fps=30 if change == "fps" else 25)
+        (tmp_path / "other" / "video" / f"{bad}.mp4").replace(root / "video" / f"{bad}.mp4")
+    elif change == "wav":
+        (root / "wav" / f"{bad}.wav").unlink()
+    elif change == "long_audio":
+        import soundfile
+
+        soundfile.write(root / "wav" / f"{bad}.wav", np.zeros(16000 * 2, np.float32), 16000)
+    elif change == "masks":
+        np.savez_compressed(root / "masks" / f"{bad}.npz", masks=np.zeros((3, 512, 512), np.uint8))
+    data = FaceDataModule("hdtf", root=str(root))
+    with pytest.raises(DataError, match=message) as error:
+        data.setup()
+        data.clip("test", 0)
+    assert bad in str(error.value)
+
+
+def test_a_missing_video_dataset_says_where_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEBENCH_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="HDTF") as error:
+        FaceDataModule("hdtf").setup()
+    assert "video/<subject>_<clip>.mp4" in str(error.value)
+
+
+# -- bench rows ----------------------------------------------------------------------------------
+
+
+def test_template_and_oracle_rows_on_synthetic_video(tmp_path, video_tiny):
+    specs = model_specs()
+    rows = {name: run_one(specs[name], "synth-video-tiny", "ci", 0, leaderboards=tmp_path, runs=tmp_path / "runs", progress=False)
+            for name in ("template", "oracle")}  # fmt: skip
+    for split in ("test_seen", "test_unseen"):
+        template, oracle = ({r["split"]: r for r in rows[n]}[split] for n in ("template", "oracle"))
+        assert oracle["psnr"] > template["psnr"] + 5 and oracle["ssim"] > template["ssim"]
+        assert oracle["mouth_iou"] > 0.9 > template["mouth_iou"] and oracle["miou"] > template["miou"]
+        assert template["protocol"] == "own reference frame" and "privileged: deterministic" in oracle["inputs"]
+        assert "reference frame" in template["inputs"] and template["clips"] == {"test_seen": 16, "test_unseen": 8}[split]
+    table = pd.read_csv(tmp_path / "synth-video-tiny.csv")
+    assert {"psnr", "ssim", "mouth_iou", "miou"} <= set(table.columns) and table["lve"].isna().all()
+    saved = next((tmp_path / "runs").glob("synth-video-tiny/template-*/predictions/test_seen/*.npz"))
+    kept = np.load(saved)
+    assert kept["frames"].dtype == np.uint8 and kept["frames"].shape[1:] == (64, 64, 3) and kept["masks"].max() < 12
+
+
+def test_a_mesh_model_is_refused_on_video(tmp_path, video_tiny):
+    with pytest.raises(FacebenchError, match="generates mesh, but dataset synth-video-tiny is video"):
+        run_one(model_specs()["faceformer"], "synth-video-tiny", "ci", 0, leaderboards=None, runs=tmp_path, progress=False)
+
+
+def test_template_runs_end_to_end_on_a_fabricated_hdtf_set(tmp_path, hdtf_root):
+    rows = run_one(model_specs()["template"], "hdtf", "ci", 0, root=str(hdtf_root), leaderboards=tmp_path, runs=tmp_path / "runs", progress=False)
+    assert [r["split"] for r in rows] == ["test"] and rows[0]["clips"] == 2
+    assert 0 < rows[0]["psnr"] < 80 and 0 <= rows[0]["mouth_iou"] <= 1
