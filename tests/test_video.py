@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from facebench.bench.config import model_specs
+from facebench.bench.config import model_specs, resolve_models
 from facebench.bench.runner import run_one
 from facebench.data.datamodule import FaceDataModule
 from facebench.data.segmentation import CLASSES, FACE_PARSING_TO_CLASSES, merge_face_parsing
@@ -215,29 +215,129 @@ def test_a_missing_video_dataset_says_where_to_get_it(tmp_path, monkeypatch):
 # -- bench rows ----------------------------------------------------------------------------------
 
 
-def test_template_and_oracle_rows_on_synthetic_video(tmp_path, video_tiny):
+def test_anchor_and_calibration_rows_on_synthetic_video(tmp_path, video_tiny):
     specs = model_specs()
-    rows = {name: run_one(specs[name], "synth-video-tiny", "ci", 0, leaderboards=tmp_path, runs=tmp_path / "runs", progress=False)
-            for name in ("template", "oracle")}  # fmt: skip
+    names = ("template", "oracle", "ground_truth", "ground_truth_offset")
+    rows = {name: {r["split"]: r for r in run_one(specs[name], "synth-video-tiny", "ci", 0, leaderboards=tmp_path, runs=tmp_path / "runs",
+                                                   progress=False)} for name in names}  # fmt: skip
     for split in ("test_seen", "test_unseen"):
-        template, oracle = ({r["split"]: r for r in rows[n]}[split] for n in ("template", "oracle"))
+        template, oracle, truth, offset = (rows[n][split] for n in names)
         assert oracle["psnr"] > template["psnr"] + 5 and oracle["ssim"] > template["ssim"]
         assert oracle["mouth_iou"] > 0.9 > template["mouth_iou"] and oracle["miou"] > template["miou"]
         assert template["protocol"] == "own reference frame" and "privileged: deterministic" in oracle["inputs"]
         assert "reference frame" in template["inputs"] and template["clips"] == {"test_seen": 16, "test_unseen": 8}[split]
+        # calibration: the ground truth scores each metric's best; the sync judge finds real sync, and not when offset
+        assert truth["psnr"] == pytest.approx(80) and truth["mouth_iou"] == 1 and truth["miou"] == 1 and "privileged: frames" in truth["inputs"]
+        assert truth["lse_c"] > offset["lse_c"] + 0.1 and truth["lse_d"] < offset["lse_d"] - 0.1
+        assert oracle["lse_c"] > template["lse_c"] + 0.1 and truth["lse_clips"] == template["clips"]
+        assert truth["sync_judge"].startswith("expert-v") and truth["sync_judge"] == template["sync_judge"]
     table = pd.read_csv(tmp_path / "synth-video-tiny.csv")
-    assert {"psnr", "ssim", "mouth_iou", "miou"} <= set(table.columns) and table["lve"].isna().all()
+    assert {"psnr", "ssim", "mouth_iou", "miou", "lse_d", "lse_c"} <= set(table.columns) and table["lve"].isna().all()
     saved = next((tmp_path / "runs").glob("synth-video-tiny/template-*/predictions/test_seen/*.npz"))
     kept = np.load(saved)
     assert kept["frames"].dtype == np.uint8 and kept["frames"].shape[1:] == (64, 64, 3) and kept["masks"].max() < 12
+    assert [s.name for s in resolve_models("all", "synth-video-tiny")] == ["ground_truth", "ground_truth_offset", "oracle", "template"]
+    assert "ground_truth" not in [s.name for s in resolve_models("all", "synth-tiny")]
+
+
+@torch.no_grad()
+def test_video_generation_is_sealed(video_tiny):
+    """The template sees the reference frame, not the clip's frames; the calibration rows see the
+    frames only as their declared privileged input, at the ground truth's length."""
+    from dataclasses import replace
+
+    from facebench.bench.config import resolve
+    from facebench.bench.runner import build
+    from facebench.data.sequence import SealedInputError, collate
+
+    for name in ("template", "ground_truth"):
+        data, model = build(resolve(model_specs()[name], "synth-video-tiny", "ci", 0), None)
+        batch = collate([data.clip("test_unseen", 0)])
+        inputs = model.generation_inputs(batch)
+        with pytest.raises(SealedInputError):
+            inputs.frames  # noqa: B018
+        reference = model.generate_conditions(inputs)
+        garbage = replace(batch, frames=torch.randint_like(batch.frames, 0, 12), names=["x"], subjects=["y"])
+        again = model.generate_conditions(model.generation_inputs(garbage))
+        if model.privileged_inputs:
+            assert inputs.privileged.keys() == {"frames"} and reference[0].shape[1] == len(batch.frames[0])
+            assert not torch.equal(reference[0], again[0])
+        else:
+            assert torch.equal(reference[0], again[0]) and reference[0].shape[1] == int(inputs.n_frames[0])
 
 
 def test_a_mesh_model_is_refused_on_video(tmp_path, video_tiny):
     with pytest.raises(FacebenchError, match="generates mesh, but dataset synth-video-tiny is video"):
         run_one(model_specs()["faceformer"], "synth-video-tiny", "ci", 0, leaderboards=None, runs=tmp_path, progress=False)
+    with pytest.raises(FacebenchError, match="'faceformer' generates mesh, but dataset synth-video-tiny is video"):
+        resolve_models("ff", "synth-video-tiny")
 
 
 def test_template_runs_end_to_end_on_a_fabricated_hdtf_set(tmp_path, hdtf_root):
     rows = run_one(model_specs()["template"], "hdtf", "ci", 0, root=str(hdtf_root), leaderboards=tmp_path, runs=tmp_path / "runs", progress=False)
     assert [r["split"] for r in rows] == ["test"] and rows[0]["clips"] == 2
     assert 0 < rows[0]["psnr"] < 80 and 0 <= rows[0]["mouth_iou"] <= 1
+
+
+# -- lip sync --------------------------------------------------------------------------------------
+
+
+def official_syncnet_keys() -> dict[str, tuple[int, ...]]:
+    """The official `syncnet_v2.model` keys and shapes, written out from SyncNetModel.py's layout
+    (docs: README "The video modality"): conv at these Sequential indices, BatchNorm right after."""
+    keys = {}
+
+    def conv(prefix, index, shape):
+        keys[f"{prefix}.{index}.weight"], keys[f"{prefix}.{index}.bias"] = shape, (shape[0],)
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            keys[f"{prefix}.{index + 1}.{name}"] = (shape[0],)
+
+    for index, shape in zip((0, 4, 8, 11, 14, 18), ((64, 1, 3, 3), (192, 64, 3, 3), (384, 192, 3, 3), (256, 384, 3, 3), (256, 256, 3, 3), (512, 256, 5, 4))):
+        conv("netcnnaud", index, shape)
+    for index, shape in zip((0, 4, 8, 11, 14, 18), ((96, 3, 5, 7, 7), (256, 96, 1, 5, 5), (256, 256, 1, 3, 3), (256, 256, 1, 3, 3),
+                                                    (256, 256, 1, 3, 3), (512, 256, 1, 6, 6))):  # fmt: skip
+        conv("netcnnlip", index, shape)
+    for prefix in ("netfcaud", "netfclip"):
+        keys[f"{prefix}.0.weight"], keys[f"{prefix}.0.bias"] = (512, 512), (512,)
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            keys[f"{prefix}.1.{name}"] = (512,)
+        keys[f"{prefix}.3.weight"], keys[f"{prefix}.3.bias"] = (1024, 512), (1024,)
+    return keys
+
+
+def test_syncnet_loads_a_checkpoint_with_the_official_keys(tmp_path):
+    from facebench.sync import load_syncnet
+
+    generator = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(shape, generator=generator) * 0.05 for k, shape in official_syncnet_keys().items()}
+    for key in state:
+        if key.endswith("running_var"):
+            state[key] = state[key].abs() + 1
+    torch.save(state, tmp_path / "syncnet_v2.model")
+    model = load_syncnet(tmp_path / "syncnet_v2.model")
+    assert torch.equal(model.state_dict()["netcnnlip.18.weight"], state["netcnnlip.18.weight"])
+    with torch.no_grad():
+        lips = model.lip_input(torch.rand(2, 5, 96, 96, 3))  # resized to 224, BGR, 0-255
+        assert lips.shape == (2, 3, 5, 224, 224) and lips.max() > 1
+        assert model.forward_lip(lips).shape == (2, 1024) and model.forward_aud(torch.randn(2, 1, 13, 20)).shape == (2, 1024)
+    del state["netfcaud.3.bias"]
+    torch.save(state, tmp_path / "broken.model")
+    with pytest.raises(FacebenchError, match=r"broken.model.*missing \['netfcaud.3.bias'\]"):
+        load_syncnet(tmp_path / "broken.model")
+    with pytest.raises(FacebenchError, match="syncnet_v2.model"):
+        load_syncnet(tmp_path / "absent.model")
+
+
+def test_lse_scores_follow_the_official_offset_search():
+    """Checked against a loop written from the official `calc_pdist` and `evaluate` (a second
+    implementation of the recipe in this test, not the official code run)."""
+    from facebench.sync import sync_scores
+
+    rng = np.random.default_rng(0)
+    audio = rng.normal(size=(30, 8)).astype(np.float32)
+    video = np.roll(audio, -2, axis=0) + 0.01 * rng.normal(size=(30, 8)).astype(np.float32)  # video i shows audio i+2
+    lse_d, lse_c, offset = sync_scores(torch.from_numpy(video), torch.from_numpy(audio))
+    padded = np.concatenate([np.zeros((15, 8)), audio, np.zeros((15, 8))])
+    mean = np.array([np.mean([np.linalg.norm(video[i] - padded[i + k] + 1e-6) for i in range(30)]) for k in range(31)])
+    assert offset == -2 and lse_d == pytest.approx(mean.min(), rel=1e-4)
+    assert lse_c == pytest.approx(np.median(mean) - mean.min(), rel=1e-4)

@@ -136,7 +136,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         sys.exit(143 if isinstance(exc, Interrupted) else 130)
     if not distributed.is_main():
         return
-    scores = ["psnr", "ssim", "mouth_iou", "miou"] if any("psnr" in row for row in rows) else ["lve", "fdd", "mve", "eve", "per"]
+    scores = ["psnr", "ssim", "mouth_iou", "miou", "lse_d", "lse_c"] if any("psnr" in row for row in rows) else ["lve", "fdd", "mve", "eve", "per"]
     columns = ["model", "variant", "split", *scores, "train_time_s", "rtf", "peak_memory_mb", "params"]
     console.print(metric_table(f"{name} ({profile}, seed {seed}): raw units", rows, columns))
     console.print(f"appended {len(rows)} rows to {leaderboard_path(args.leaderboards, name)}")

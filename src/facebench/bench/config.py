@@ -56,7 +56,19 @@ class ModelSpec:
         return ["", *self.raw.get("variants", {})]
 
     def applies_to(self, dataset: str) -> bool:
-        return not self.raw.get("synthetic_only") or dataset_name(dataset).startswith("synth")
+        return not self.why_not(dataset)
+
+    def why_not(self, dataset: str) -> str:
+        """Why the model cannot run on a dataset ("" where it can): a synthetic-only anchor on real
+        data, or a dataset of a modality the model does not generate."""
+        if self.raw.get("synthetic_only") and not dataset_name(dataset).startswith("synth"):
+            return f"model '{self.name}' runs on synthetic corpora only, not on '{dataset}'"
+        modality = dataset_modality(dataset)  # an unknown dataset is an error before the training stack is imported
+        module_name, class_name = self.raw["model"]["class_path"].rsplit(".", 1)
+        modalities = getattr(__import__(module_name, fromlist=[class_name]), class_name).modalities
+        if modality not in modalities:
+            return f"model '{self.name}' generates {' or '.join(modalities)}, but dataset {dataset_name(dataset)} is {modality}"
+        return ""
 
     def official_code(self, profile: str, variant: str = "") -> bool:
         """True where the profile runs the paper's published code and setup (`official_profiles`),
@@ -111,8 +123,8 @@ def resolve_models(name: str, dataset: str) -> list[ModelSpec]:
         return [s for s in specs.values() if s.applies_to(dataset)]
     for spec in specs.values():
         if name == spec.name or name in spec.aliases:
-            if not spec.applies_to(dataset):
-                raise FacebenchError(f"model '{spec.name}' runs on synthetic corpora only, not on '{dataset}'")
+            if spec.why_not(dataset):
+                raise FacebenchError(spec.why_not(dataset))
             return [spec]
     known = ", ".join(f"{s.name} ({', '.join(s.aliases)})" if s.aliases else s.name for s in specs.values())
     raise FacebenchError(f"model '{name}': expected one of {known}, or all")
@@ -123,6 +135,14 @@ def load_profile(profile: str) -> dict:
     if not path.is_file():
         raise FacebenchError(f"profile '{profile}': expected one of {', '.join(PROFILES)} ({path} not found)")
     return yaml.safe_load(path.read_text())
+
+
+def dataset_modality(dataset: str) -> str:
+    """What a dataset's clips are: "mesh" or "video" (its preset's `modality`)."""
+    import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
+    from facebench.data.presets import get_preset
+
+    return get_preset(dataset).modality
 
 
 def dataset_name(dataset: str) -> str:

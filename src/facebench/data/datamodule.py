@@ -225,6 +225,13 @@ class FaceDataModule(L.LightningDataModule):
         """A clip with its ground truth, for the metrics callback (never for the model)."""
         return self.split_dataset(split)[index]
 
+    def raw_audio(self, split: str, index: int):
+        """A clip's audio at 16 kHz as stored, in [-1, 1] and not normalised: what metrics that read
+        audio as their official scripts do (LSE's MFCC of 16-bit PCM) are given."""
+        from facebench.data.audio import SAMPLE_RATE, load_audio
+
+        return load_audio(self.split_dataset(split).entries[index].wav, SAMPLE_RATE, self.resampler)
+
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
         dataset = self.split_dataset(split)

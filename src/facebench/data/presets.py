@@ -225,7 +225,7 @@ HDTF = DatasetPreset(
     identity_splits=True,
     source="HDTF (github.com/universome/HDTF, CC BY 4.0): download the videos, cut the clips of xx_annotion_time.txt, crop "
     "with xx_crop_wh.txt, resample to 25 fps and 512x512 and extract 16 kHz mono audio; layout and commands in README "
-    "'The video modality'. Masks: `facebench parse` with the BiSeNet face-parsing checkpoint",
+    "'The video modality'. Masks (optional): masks/<clip>.npz in the 12 classes, from a face parser",
 )
 
 MEAD_2D = DatasetPreset(

@@ -27,7 +27,7 @@ GROUND_TRUTH = ("vertices", "frames", "frame_lengths", "phonemes", "emotion", "i
 # Conditions a model may declare as inputs (the protocol records which it used).
 DECLARABLE_CONDITIONS = ("intensity", "emotion")
 # Inputs only an anchor may declare: the oracle's privileged view of the synthetic corpus.
-PRIVILEGED_INPUTS = ("deterministic", "protocol_oracle", "first_frame")
+PRIVILEGED_INPUTS = ("deterministic", "protocol_oracle", "first_frame", "frames")  # frames: the video calibration anchors
 
 
 class SealedInputError(AttributeError):
@@ -142,7 +142,7 @@ class Batch:
         truth; `conditions` and `privileged` are the extra fields the model declares."""
         n_frames = torch.tensor([frames_from_audio(int(n), self.fps, audio_per_frame) for n in self.audio_lengths.tolist()],
                                 dtype=torch.long, device=self.audio_lengths.device)  # fmt: skip
-        if set(privileged) & {"deterministic", "protocol_oracle"}:  # an oracle's privileged view includes the ground truth's length
+        if set(privileged) & {"deterministic", "protocol_oracle", "frames"}:  # a privileged view includes the ground truth's length
             n_frames = self.frame_lengths
         return ModelInputs(
             audio=self.audio, audio_lengths=self.audio_lengths, n_frames=n_frames, templates=rgbl(self.templates),

@@ -25,13 +25,17 @@ from facebench.models.base import TalkingFaceModule
 
 
 class MeshMetricsCallback(L.Callback):
-    def __init__(self, lip_reader: ReferenceLipReader | None = None, stored_lip_reader: bool = False):
+    def __init__(self, lip_reader: ReferenceLipReader | None = None, stored_lip_reader: bool = False,
+                 sync_judge: nn.Module | None = None, sync_judge_identity: str = ""):  # fmt: skip
         super().__init__()
         self.lip_reader, self.use_stored_reader = lip_reader, stored_lip_reader
+        # Video: the dataset's lip-sync judge (built by the runner, like the lip reader), used at test.
+        self.sync_judge, self.sync_judge_identity = sync_judge, sync_judge_identity
         self.results: dict[str, dict[str, float | str]] = {}
         self._metrics: dict[str, ConditionedMetrics] = {}
 
-    def _build(self, trainer: L.Trainer, pl_module, splits: list[str], lip_reader: ReferenceLipReader | None = None) -> None:
+    def _build(self, trainer: L.Trainer, pl_module, splits: list[str], lip_reader: ReferenceLipReader | None = None,
+               sync_judge: nn.Module | None = None) -> None:  # fmt: skip
         data = trainer.datamodule
         regions = data.regions()
         samples = getattr(pl_module, "evaluation_samples", 1) if getattr(pl_module, "stochastic", False) else 1
@@ -39,16 +43,16 @@ class MeshMetricsCallback(L.Callback):
         for split in splits:
             spec = data.preset.split(split)
             metrics = ConditionedMetrics(data.preset, regions, len(data.train_subjects), seen=spec.seen, lip_reader=lip_reader,
-                                         samples=samples, mixed=spec.mixed)  # fmt: skip
+                                         samples=samples, mixed=spec.mixed, sync_judge=sync_judge)  # fmt: skip
             self._metrics[split] = metrics.to(pl_module.device)
         self._region_set = data.preset.region_set
         # Models that classify the emotion they hear are scored on it where the dataset labels emotions.
         classifies = type(pl_module).predict_emotion is not TalkingFaceModule.predict_emotion
         self._emotion = {split: MeanMetric().to(pl_module.device) for split in splits} if classifies and data.preset.emotions else {}
 
-    def _update(self, split: str, preds: list[torch.Tensor], clip: Sequence, device: torch.device) -> None:
+    def _update(self, split: str, preds: list[torch.Tensor], clip: Sequence, device: torch.device, audio=None) -> None:
         self._metrics[split].update(preds, rgbl(clip.target.to(device)), rgbl(clip.template.to(device)),
-                                    None if clip.phonemes is None else clip.phonemes.to(device))  # fmt: skip
+                                    None if clip.phonemes is None else clip.phonemes.to(device), audio=audio)  # fmt: skip
 
     def _test_reader(self, trainer: L.Trainer) -> ReferenceLipReader | None:
         if self.lip_reader is not None or not self.use_stored_reader:
@@ -83,14 +87,15 @@ class MeshMetricsCallback(L.Callback):
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self._reader = self._test_reader(trainer)
-        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names), self._reader)
+        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names), self._reader, self.sync_judge)
         self.results = {}
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         data = trainer.datamodule
         split = data.test_split_names[dataloader_idx]
         clip = data.clip(split, int(batch.index[0]))
-        self._update(split, outputs["preds"], clip, pl_module.device)
+        audio = data.raw_audio(split, int(batch.index[0])) if self.sync_judge is not None else None
+        self._update(split, outputs["preds"], clip, pl_module.device, audio)
         if split in self._emotion and "emotion" in outputs and clip.emotion is not None:
             self._emotion[split].update((outputs["emotion"][0] == clip.emotion).float())
 
@@ -102,7 +107,8 @@ class MeshMetricsCallback(L.Callback):
             for key, value in values.items():
                 pl_module.log(f"test/{split}/{key}", float(value), add_dataloader_idx=False)
             self.results[split] = {**values, "protocol": metrics.protocol, "region_set": self._region_set,
-                                   "per_reader": self._reader.identity if self._reader is not None else ""}  # fmt: skip
+                                   "per_reader": self._reader.identity if self._reader is not None else "",
+                                   "sync_judge": self.sync_judge_identity if self.sync_judge is not None else ""}  # fmt: skip
 
 
 def trainable_parameters(module: nn.Module) -> int:

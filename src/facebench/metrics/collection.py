@@ -15,7 +15,7 @@ from facebench.data.presets import DatasetPreset
 from facebench.lipreading.reference import ReferenceLipReader
 from facebench.metrics.lipreading import LipReadability
 from facebench.metrics.mesh import Diversity, MeshMetrics, SampleDiversity
-from facebench.metrics.video import VideoMetrics
+from facebench.metrics.video import LipSync, VideoMetrics
 
 # What validation logs as `val/<key>` for each modality (what stages may monitor).
 VALIDATION_KEYS = {"mesh": ("lve", "mve", "fdd"), "video": ("psnr", "ssim", "mouth_iou")}
@@ -32,9 +32,13 @@ def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor], lip_re
     return MetricCollection(metrics, compute_groups=False)
 
 
-def video_metrics() -> MetricCollection:
-    """PSNR, SSIM, mouth IoU, mIoU and frames dropped (`VideoMetrics`, facebench.metrics.video)."""
-    return MetricCollection({"video": VideoMetrics()}, compute_groups=False)
+def video_metrics(sync_judge: nn.Module | None = None) -> MetricCollection:
+    """PSNR, SSIM, mouth IoU, mIoU and frames dropped (`VideoMetrics`, facebench.metrics.video), and
+    LSE-D / LSE-C where the dataset has a sync judge."""
+    metrics = {"video": VideoMetrics()}
+    if sync_judge is not None:
+        metrics["lip_sync"] = LipSync(sync_judge)
+    return MetricCollection(metrics, compute_groups=False)
 
 
 class ConditionedMetrics(nn.Module):
@@ -42,12 +46,13 @@ class ConditionedMetrics(nn.Module):
     has one condition, its own reference frame."""
 
     def __init__(self, preset: DatasetPreset, regions: dict[str, torch.Tensor], n_conditions: int, seen: bool,
-                 lip_reader: ReferenceLipReader | None = None, samples: int = 1, mixed: bool = False):  # fmt: skip
+                 lip_reader: ReferenceLipReader | None = None, samples: int = 1, mixed: bool = False,
+                 sync_judge: nn.Module | None = None):  # fmt: skip
         super().__init__()
         self.video = preset.modality == "video"
         self.seen, self.samples, self.mixed = seen or self.video, samples, mixed and not self.video
         self.n_conditions = 1 if self.seen else n_conditions
-        self.per_condition = nn.ModuleList([video_metrics() if self.video else mesh_metrics(preset, regions, lip_reader)
+        self.per_condition = nn.ModuleList([video_metrics(sync_judge) if self.video else mesh_metrics(preset, regions, lip_reader)
                                             for _ in range(self.n_conditions)])  # fmt: skip
         self.diversity = Diversity() if self.n_conditions > 1 else None
         self.sample_diversity = SampleDiversity() if samples > 1 and not self.video else None  # a mesh formula
@@ -62,10 +67,10 @@ class ConditionedMetrics(nn.Module):
         return "own style" if self.seen else f"mean over {self.n_conditions} training styles"
 
     def update(self, preds: list[torch.Tensor] | torch.Tensor, target: torch.Tensor, template: torch.Tensor,
-               phonemes: torch.Tensor | None = None) -> None:  # fmt: skip
+               phonemes: torch.Tensor | None = None, audio=None) -> None:  # fmt: skip
         """`preds`: per condition, one generation (T', V, 3) or S samples of one (S, T', V, 3);
         `target`: (T, V, 3); `template`: (V, 3); `phonemes`: (T,) per-frame labels, for lip
-        readability.
+        readability; `audio`: video only, the clip's stored 16 kHz samples, for lip sync.
 
         Each condition's first sample is scored on the frames it shares with the target (the rest
         is counted in frames_dropped); diversity compares the conditions' first samples on the
@@ -79,6 +84,8 @@ class ConditionedMetrics(nn.Module):
         if any(len(s) != self.samples for s in samples):
             raise ValueError(f"expected {self.samples} sample(s) per condition, found {[len(s) for s in samples]}")
         labels = {} if phonemes is None else {"phonemes": phonemes[None]}
+        if self.video:
+            labels["audio"] = audio
         for k, metrics in enumerate(self.per_condition):
             # A clip generated once (own style) counts in every condition's collection, hence once in their average.
             metrics.update(samples[0 if own_style else k][:1], target[None], templates=template[None], **labels)
@@ -93,7 +100,7 @@ class ConditionedMetrics(nn.Module):
     def compute(self) -> dict[str, float]:
         values = [{k: float(v) for k, v in m.compute().items()} for m in self.per_condition]
         result = {k: sum(v[k] for v in values) / len(values) for k in values[0]}
-        for key in ("frames_dropped", "mask_frames"):
+        for key in ("frames_dropped", "mask_frames", "lse_clips"):
             if key in values[0]:
                 result[key] = sum(v[key] for v in values)
         if self.diversity is not None:

@@ -11,6 +11,11 @@
 - mIoU: per class, intersection over union pooled over the split; the mean over the classes present
   in either (a class absent from both is not counted).
 
+- LSE-D / LSE-C: the lip-sync distance and confidence of the dataset's sync judge (the official
+  SyncNet, or the synthetic corpus' expert) on the generated frames against the clip's audio, as the
+  official scripts compute them (facebench.sync.scores); the mean over clips long enough for a
+  window (`lse_clips`).
+
 Frames are compared on the shorter of prediction and ground truth (`frames_dropped` counts the
 rest). Mask metrics count only frames whose masks are known on both sides (`mask_frames`); a model
 that paints no masks (class 255 everywhere) has none, and its IoU columns are empty (NaN).
@@ -113,3 +118,36 @@ class VideoMetrics(Metric):
             "frames_dropped": self.frames_dropped,
             "mask_frames": self.mask_frames,
         }
+
+
+class LipSync(Metric):
+    """LSE-D and LSE-C of generated frames against each clip's audio, judged by `judge` (a SyncNet
+    or the dataset's sync expert, frozen); the mean over the clips that have a window."""
+
+    full_state_update = False
+
+    def __init__(self, judge: torch.nn.Module, **kwargs):
+        super().__init__(**kwargs)
+        self.judge = judge.eval()
+        for name in ("lse_d_sum", "lse_c_sum", "lse_clips", "lse_unscored"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, audio=None) -> None:
+        """`pred` (1, T', H, W, 4); `audio`: the clip's 16 kHz samples as stored (None: not scored)."""
+        from facebench.sync.expert import clip_scores
+
+        if audio is None:
+            return
+        scores = clip_scores(self.judge, pred[0] if pred.ndim == 5 else pred, audio)
+        if scores is None:
+            self.lse_unscored += 1
+            return
+        self.lse_d_sum += scores[0]
+        self.lse_c_sum += scores[1]
+        self.lse_clips += 1
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        nan = torch.tensor(math.nan, dtype=torch.float64, device=self.lse_clips.device)
+        scored = self.lse_clips > 0
+        return {"lse_d": self.lse_d_sum / self.lse_clips if scored else nan, "lse_c": self.lse_c_sum / self.lse_clips if scored else nan,
+                "lse_clips": self.lse_clips}  # fmt: skip

@@ -1,6 +1,7 @@
 """The anchors every leaderboard is read between: the static template (worst sensible) and, on
 synthetic data, the protocol oracle (the best achievable under the protocol) with the full-knowledge
-oracle as a diagnostic beside it. None of them trains."""
+oracle as a diagnostic beside it; on video, the calibration rows: the ground truth itself, and the
+ground truth out of sync with its audio. None of them trains."""
 
 from __future__ import annotations
 
@@ -52,3 +53,28 @@ class ProtocolOracle(TalkingFaceModule):
         per_condition = inputs.privileged["protocol_oracle"]  # (B, C, T, V, 3), C = 1 for a seen speaker
         index = inputs.style.clamp(min=0) if per_condition.shape[1] > 1 else torch.zeros_like(inputs.style)
         return per_condition[torch.arange(len(index), device=index.device), index]
+
+
+class GroundTruth(TalkingFaceModule):
+    """Calibration (video): the ground-truth frames themselves, so a reader sees each metric's best
+    value on this data (PSNR 80 dB, SSIM and IoUs 1) and what the sync judge makes of real sync.
+    Privileged, and marked so in its rows."""
+
+    stages = ()
+    privileged_inputs = ("frames",)
+    modalities = ("video",)
+
+    def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
+        return inputs.privileged["frames"]
+
+
+class GroundTruthOffset(GroundTruth):
+    """Calibration (video): the ground-truth frames rolled in time by half the clip, so real footage
+    of the speaker plays against audio from elsewhere in the clip: the lip-sync scores of real video
+    out of sync (the frame metrics of a plausible but wrong take)."""
+
+    def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
+        frames = inputs.privileged["frames"].clone()
+        for i, n in enumerate(inputs.n_frames.tolist()):
+            frames[i, :n] = torch.roll(frames[i, :n], n // 2, dims=0)
+        return frames

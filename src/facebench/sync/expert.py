@@ -1,0 +1,202 @@
+"""The judge of lip sync for a video dataset: the official SyncNet where the user has its weights
+(real video), or on the synthetic video corpus a sync expert trained once on the training split's
+ground truth, frozen, and stored with the dataset (`<dataset>/syncexpert/v<VERSION>/`), so every
+model is scored by the same judge and none is trained on it.
+
+The expert is [ours]: SyncNet's task and loss (Chung & Zisserman, 2016: contrastive loss on the
+Euclidean distance between five frames and 0.2 s of MFCC) at the corpus' scale, on the lower half of
+the frame (the mouth), as Wav2Lip's expert sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from filelock import FileLock
+from rich.progress import Progress
+from torch import nn
+
+from facebench.console import console
+from facebench.data.sequence import rgbl
+from facebench.sync.scores import FRAMES_PER_WINDOW, audio_windows, frame_windows, sync_scores, window_count
+from facebench.sync.syncnet import load_syncnet
+
+VERSION = 1  # bump when the network or the recipe changes: a stored expert of another version is never used
+SYNCNET_ENV = "FACEBENCH_SYNCNET"  # the official syncnet_v2.model, for real video
+
+
+@dataclass(frozen=True)
+class ExpertRecipe:
+    width: int = 32
+    embedding: int = 64
+    steps: int = 800
+    batch_size: int = 64
+    lr: float = 2e-3
+    margin: float = 2.0  # contrastive loss: out-of-sync pairs are pushed beyond this distance
+    min_offset: int = 3  # frames between an out-of-sync pair's video and audio windows, at least
+    seed: int = 0
+
+
+class SyncExpert(nn.Module):
+    """Five frames' lower half (the mouth) and an MFCC window -> embeddings compared by Euclidean
+    distance; the interface of `SyncNet` (lip_input, forward_lip, forward_aud)."""
+
+    def __init__(self, width: int = 32, embedding: int = 64):
+        super().__init__()
+        block = lambda i, o, s: [nn.Conv2d(i, o, 3, stride=s, padding=1), nn.BatchNorm2d(o), nn.ReLU()]  # noqa: E731
+        self.lip_time = nn.Sequential(nn.Conv3d(3, width, (FRAMES_PER_WINDOW, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(width), nn.ReLU())
+        self.lip = nn.Sequential(*block(width, width, 2), *block(width, 2 * width, 2), *block(2 * width, 2 * width, 2),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, embedding))  # fmt: skip
+        self.audio = nn.Sequential(nn.BatchNorm2d(1), *block(1, width, 1), *block(width, width, (1, 2)), *block(width, 2 * width, 2),
+                                   nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, embedding))  # fmt: skip
+
+    def lip_input(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 5, H, W, 3) RGB in [0, 1] -> (N, 3, 5, 3H/8, W/2): the mouth's part of the frame (rows
+        from the middle to 7/8 of the height, the middle half of the width), centred on 0."""
+        h, w = frames.shape[2:4]
+        return (frames[:, :, h // 2 : h * 7 // 8, w // 4 : w * 3 // 4] - 0.5).permute(0, 4, 1, 2, 3)
+
+    def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lip(self.lip_time(x).squeeze(2))
+
+    def forward_aud(self, x: torch.Tensor) -> torch.Tensor:
+        return self.audio(x)
+
+
+@torch.no_grad()
+def clip_scores(judge: nn.Module, frames: torch.Tensor, audio: np.ndarray, chunk: int = 64) -> tuple[float, float, int] | None:
+    """LSE-D, LSE-C and the AV offset of one clip's frames (T, H, W, >=3; RGB in [0, 1]) against its
+    16 kHz audio; None where the clip is too short for one window."""
+    n = window_count(len(frames), len(audio))
+    if n <= 0:
+        return None
+    device = next(judge.parameters()).device
+    rgb = frames[..., :3].float()
+    video = torch.cat([judge.forward_lip(judge.lip_input(frame_windows(rgb, n)[k : k + chunk].to(device))) for k in range(0, n, chunk)])
+    sound = audio_windows(audio, len(frames)).to(device)
+    sound = torch.cat([judge.forward_aud(sound[k : k + chunk]) for k in range(0, n, chunk)])
+    return sync_scores(video.cpu(), sound.cpu())
+
+
+def expert_folder(data) -> Path:
+    return data.reader.root / "syncexpert" / f"v{VERSION}"
+
+
+def judge_identity(folder_or_file: Path) -> str:
+    """`<kind>:<first 12 hex digits of the weights' sha256>`: which judge gave an LSE value."""
+    path = folder_or_file / "expert.pt" if folder_or_file.is_dir() else folder_or_file
+    kind = f"expert-v{VERSION}" if folder_or_file.is_dir() else "syncnet_v2"
+    return f"{kind}:" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def _training_windows(data, recipe: ExpertRecipe) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per training clip: its frame windows (n, 5, H, W, 3) and MFCC windows (n, 1, 13, 20)."""
+    clips = data.split_dataset("train")
+    frames, sounds = [], []
+    for i in range(len(clips)):
+        clip = clips[i]
+        n = window_count(len(clip.frames), len(data.raw_audio("train", i)))
+        if n <= recipe.min_offset:
+            continue
+        frames.append(frame_windows(rgbl(clip.frames)[..., :3], n))
+        sounds.append(audio_windows(data.raw_audio("train", i), len(clip.frames)))
+    return frames, sounds
+
+
+def train_expert(data, recipe: ExpertRecipe = ExpertRecipe(), progress: bool = True) -> tuple[SyncExpert, dict]:
+    """Contrastive training on in-sync windows and windows of the same clip at least `min_offset`
+    frames apart (same voice and face: only the timing tells them apart)."""
+    torch.manual_seed(recipe.seed)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    frames, sounds = _training_windows(data, recipe)
+    model = SyncExpert(recipe.width, recipe.embedding)
+    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    sizes = torch.tensor([len(f) for f in frames])
+    start = time.perf_counter()
+    with Progress(console=console, disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"sync expert for {data.name}", total=recipe.steps)
+        for _ in range(recipe.steps):
+            clip = torch.multinomial(sizes.float(), recipe.batch_size, replacement=True, generator=generator)
+            at = (torch.rand(recipe.batch_size, generator=generator) * sizes[clip]).long()
+            synced = torch.rand(recipe.batch_size, generator=generator) < 0.5
+            shift = torch.randint(recipe.min_offset, 16, (recipe.batch_size,), generator=generator) * torch.where(torch.rand(recipe.batch_size, generator=generator) < 0.5, -1, 1)
+            other = torch.where(synced, at, (at + shift).remainder(sizes[clip]))
+            far = (other - at).abs() < recipe.min_offset  # a wrapped shift that landed close: in sync after all
+            synced = synced | far
+            lips = torch.stack([frames[c][a] for c, a in zip(clip.tolist(), at.tolist())])
+            sound = torch.stack([sounds[c][o] for c, o in zip(clip.tolist(), other.tolist())])
+            distance = nn.functional.pairwise_distance(model.forward_lip(model.lip_input(lips)), model.forward_aud(sound))
+            loss = torch.where(synced, distance.pow(2), (recipe.margin - distance).clamp(min=0).pow(2)).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            bar.advance(task)
+    model.eval()
+    card = {"version": VERSION, "recipe": asdict(recipe), "dataset": data.name, "train_windows": int(sizes.sum()),
+            "seconds": round(time.perf_counter() - start, 1), "calibration": calibration(model, data)}  # fmt: skip
+    return model, card
+
+
+def calibration(judge: nn.Module, data) -> dict:
+    """LSE-D and LSE-C of the ground truth on every evaluation split, against its own audio and
+    against the audio rolled by half the clip (what out-of-sync real video scores)."""
+    result = {}
+    for split in ("val", *data.test_split_names):
+        clips = data.split_dataset(split)
+        synced, rolled = [], []
+        for i in range(len(clips)):
+            frames, audio = rgbl(clips[i].frames), data.raw_audio(split, i)
+            for out, sound in ((synced, audio), (rolled, np.roll(audio, len(audio) // 2))):
+                scores = clip_scores(judge, frames, sound)
+                if scores is not None:
+                    out.append(scores[:2])
+        mean = lambda rows: [round(float(v), 4) for v in np.mean(rows, 0)] if rows else None  # noqa: E731
+        result[split] = {"ground_truth": mean(synced), "rolled_audio": mean(rolled)}
+    return result
+
+
+def load_expert(folder: Path) -> SyncExpert:
+    card = json.loads((folder / "card.json").read_text())
+    model = SyncExpert(card["recipe"]["width"], card["recipe"]["embedding"])
+    model.load_state_dict(torch.load(folder / "expert.pt", map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def stored_expert(data, progress: bool = True) -> SyncExpert:
+    """The dataset's sync expert, trained on first use (visibly, under a lock) and stored with it."""
+    folder = expert_folder(data)
+    if not (folder / "card.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            if not (folder / "card.json").is_file():
+                console.print(f"training the sync expert of {data.name} once (stored in {folder})")
+                model, card = train_expert(data, progress=progress)
+                scratch = Path(tempfile.mkdtemp(dir=folder.parent))
+                torch.save(model.state_dict(), scratch / "expert.pt")
+                (scratch / "card.json").write_text(json.dumps(card, indent=2))
+                os.replace(scratch, folder)
+    return load_expert(folder)
+
+
+def dataset_sync_judge(data, progress: bool = True, syncnet: str | None = None) -> tuple[nn.Module | None, str]:
+    """(judge, identity) for a video dataset: the official SyncNet from `syncnet` or $FACEBENCH_SYNCNET
+    where given; else the stored expert of a synthetic corpus (one with `pose/`); else (None, "")
+    and LSE is not computed (said once)."""
+    if data.preset.modality != "video":
+        return None, ""
+    path = syncnet or os.environ.get(SYNCNET_ENV)
+    if path:
+        return load_syncnet(path), judge_identity(Path(path))
+    if (data.reader.root / "pose").is_dir():
+        judge = stored_expert(data, progress)
+        return judge, judge_identity(expert_folder(data))
+    console.print(f"no SyncNet weights for {data.name}: LSE-D/LSE-C not computed (give syncnet_v2.model with ${SYNCNET_ENV})")
+    return None, ""
