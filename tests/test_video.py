@@ -341,3 +341,66 @@ def test_lse_scores_follow_the_official_offset_search():
     mean = np.array([np.mean([np.linalg.norm(video[i] - padded[i + k] + 1e-6) for i in range(30)]) for k in range(31)])
     assert offset == -2 and lse_d == pytest.approx(mean.min(), rel=1e-4)
     assert lse_c == pytest.approx(np.median(mean) - mean.min(), rel=1e-4)
+
+
+# -- face parsing ----------------------------------------------------------------------------------
+
+
+def official_face_parser_keys() -> dict[str, tuple[int, ...]]:
+    """`79999_iter.pth`'s keys and shapes, written out from face-parsing.PyTorch's model.py and
+    resnet.py (module names, channels and kernels), not taken from our module."""
+    keys: dict[str, tuple[int, ...]] = {}
+
+    def bn(prefix, channels):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            keys[f"{prefix}.{name}"] = (channels,)
+
+    def conv_bn_relu(prefix, i, o, k):
+        keys[f"{prefix}.conv.weight"] = (o, i, k, k)
+        bn(f"{prefix}.bn", o)
+
+    keys["cp.resnet.conv1.weight"] = (64, 3, 7, 7)
+    bn("cp.resnet.bn1", 64)
+    for layer, (i, o) in enumerate(((64, 64), (64, 128), (128, 256), (256, 512)), start=1):
+        for block in (0, 1):
+            prefix, first = f"cp.resnet.layer{layer}.{block}", i if block == 0 else o
+            keys[f"{prefix}.conv1.weight"], keys[f"{prefix}.conv2.weight"] = (o, first, 3, 3), (o, o, 3, 3)
+            bn(f"{prefix}.bn1", o)
+            bn(f"{prefix}.bn2", o)
+            if block == 0 and layer > 1:
+                keys[f"{prefix}.downsample.0.weight"] = (o, i, 1, 1)
+                bn(f"{prefix}.downsample.1", o)
+    for arm, i in (("arm16", 256), ("arm32", 512)):
+        conv_bn_relu(f"cp.{arm}.conv", i, 128, 3)
+        keys[f"cp.{arm}.conv_atten.weight"] = (128, 128, 1, 1)
+        bn(f"cp.{arm}.bn_atten", 128)
+    conv_bn_relu("cp.conv_head32", 128, 128, 3)
+    conv_bn_relu("cp.conv_head16", 128, 128, 3)
+    conv_bn_relu("cp.conv_avg", 512, 128, 1)
+    conv_bn_relu("ffm.convblk", 256, 256, 1)
+    keys["ffm.conv1.weight"], keys["ffm.conv2.weight"] = (64, 256, 1, 1), (256, 64, 1, 1)
+    for head, i, mid in (("conv_out", 256, 256), ("conv_out16", 128, 64), ("conv_out32", 128, 64)):
+        conv_bn_relu(f"{head}.conv", i, mid, 3)
+        keys[f"{head}.conv_out.weight"] = (19, mid, 1, 1)
+    return keys
+
+
+def test_face_parser_loads_the_checkpoint_layout_and_writes_masks(tmp_path):
+    from facebench.cli import main
+    from facebench.parsing import load_face_parser
+
+    generator = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(shape, generator=generator) * 0.1 for k, shape in official_face_parser_keys().items()}
+    state |= {k: v.abs() + 1 for k, v in state.items() if k.endswith("running_var")}
+    torch.save(state, tmp_path / "79999_iter.pth")
+    parser = load_face_parser(tmp_path / "79999_iter.pth")
+    assert torch.equal(parser.state_dict()["cp.arm32.conv_atten.weight"], state["cp.arm32.conv_atten.weight"])
+    root = write_video_dataset(tmp_path / "hdtf", {"WDA_A_000": 3, "WDA_B_000": 2}, size=64, masks=False)
+    main(["parse", "--data", "hdtf", "--root", str(root), "--checkpoint", str(tmp_path / "79999_iter.pth")])
+    masks = np.load(root / "masks" / "WDA_A_000.npz")["masks"]
+    assert masks.shape == (3, 64, 64) and masks.dtype == np.uint8 and masks.max() < 12
+    assert set(np.unique(masks).tolist()) <= set(FACE_PARSING_TO_CLASSES.tolist())
+    del state["ffm.conv2.weight"]
+    torch.save(state, tmp_path / "broken.pth")
+    with pytest.raises(FacebenchError, match=r"missing \['ffm.conv2.weight'\]"):
+        load_face_parser(tmp_path / "broken.pth")

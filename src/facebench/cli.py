@@ -250,6 +250,18 @@ def cmd_lipreader(args: argparse.Namespace) -> None:
                   f"in {card['train_seconds']} s; stored in {reader_folder(data)}")  # fmt: skip
 
 
+def cmd_parse(args: argparse.Namespace) -> None:
+    from facebench.data.presets import get_preset, resolve_root
+    from facebench.errors import FacebenchError
+    from facebench.parsing import write_masks
+
+    preset = get_preset(args.data)
+    if preset.modality != "video":
+        raise FacebenchError(f"dataset {preset.name}: expected a video dataset to parse, found a {preset.modality} one")
+    written = write_masks(resolve_root(preset, args.root), args.checkpoint, overwrite=args.overwrite, device=args.device)
+    console.print(f"wrote the 12-class masks of {len(written)} clips to {resolve_root(preset, args.root) / 'masks'}")
+
+
 def cmd_drift(args: argparse.Namespace) -> None:
     import os
     from pathlib import Path
@@ -349,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
     p.add_argument("--retrain", action="store_true", help="train again and replace the stored reader")
     p.set_defaults(func=cmd_lipreader)
+
+    p = sub.add_parser("parse", help="face-parse a video dataset's clips into 12-class masks (BiSeNet, 79999_iter.pth)")
+    p.add_argument("--data", required=True, help="video dataset preset or folder")
+    p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
+    p.add_argument("--checkpoint", required=True, help="the face-parsing weights 79999_iter.pth (zllrunning/face-parsing.PyTorch)")
+    p.add_argument("--overwrite", action="store_true", help="parse clips that have masks again")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=cmd_parse)
 
     p = sub.add_parser("drift", help="run the ci profile of every model and compare with the reference")
     p.add_argument("--update", action="store_true", help="rewrite the reference instead of comparing (with --models: only those models' rows)")
