@@ -404,3 +404,17 @@ def test_face_parser_loads_the_checkpoint_layout_and_writes_masks(tmp_path):
     torch.save(state, tmp_path / "broken.pth")
     with pytest.raises(FacebenchError, match=r"missing \['ffm.conv2.weight'\]"):
         load_face_parser(tmp_path / "broken.pth")
+
+
+def test_mead_video_names_give_labels_and_identity_splits(tmp_path):
+    clips = {f"M{k:03d}_{'angry' if k % 2 else 'happy'}_level_{1 + k % 3}_001": 3 for k in range(9)}
+    root = write_video_dataset(tmp_path / "mead", clips, size=256, masks=False)
+    data = FaceDataModule("mead", root=str(root))
+    data.setup()
+    assert data.preset.splits["test"].subjects == ("M007",) and "M007" not in data.preset.train_subjects
+    clip = data.clip("test", 0)
+    assert (clip.emotion, clip.intensity) == (data.preset.emotions.index("angry"), 1)
+    assert (clip.frames[..., 3] == 255).all()  # no masks: the classes are unknown
+    (root / "video" / "M001_bored_level_1_001.mp4").write_bytes((root / "video" / "M001_angry_level_2_001.mp4").read_bytes())
+    with pytest.raises(DataError, match="M001_bored_level_1_001.mp4.*an emotion of MEAD's"):
+        FaceDataModule("mead", root=str(root)).setup()

@@ -245,20 +245,22 @@ class FaceFormerFormat:
         n_frames = len(range(0, vertices.shape[0], self.preset.subsample))
         if n_frames == 0:
             raise DataError(npy, "at least one frame", "0 frames")
+        self.check_duration(npy, wav, n_frames, "vertices")
+        return ClipEntry(name, subject, sentence, wav, npy, n_frames)
+
+    def check_duration(self, clip: Path, wav: Path, n_frames: int, what: str) -> None:
+        """The clip's audio decodes, is not empty, and lasts as long as its `n_frames` frames (within
+        the preset's tolerance)."""
         try:
             info = soundfile.info(str(wav))
         except Exception as exc:
             raise DataError(wav, "a decodable audio file", f"an undecodable file ({exc})") from exc
         if info.frames == 0:
             raise DataError(wav, "audio samples", "an empty file (0 samples)")
-        audio_s, mesh_s = info.frames / info.samplerate, n_frames / self.preset.fps
-        if abs(audio_s - mesh_s) > self.preset.duration_tolerance:
-            raise DataError(
-                npy,
-                f"audio and vertices of equal duration (within {self.preset.duration_tolerance} s)",
-                f"{mesh_s:.2f} s of vertices ({n_frames} frames at {self.preset.fps} fps) and {audio_s:.2f} s of audio in {wav.name}",
-            )
-        return ClipEntry(name, subject, sentence, wav, npy, n_frames)
+        audio_s, clip_s = info.frames / info.samplerate, n_frames / self.preset.fps
+        if abs(audio_s - clip_s) > self.preset.duration_tolerance:
+            raise DataError(clip, f"audio and {what} of equal duration (within {self.preset.duration_tolerance} s)",
+                            f"{clip_s:.2f} s of {what} ({n_frames} frames at {self.preset.fps:g} fps) and {audio_s:.2f} s of audio in {wav.name}")  # fmt: skip
 
     def load(self, entry: ClipEntry, style: int = -1) -> Sequence:
         """The clip's values: vertices (T, V, 3) float32 and normalised 16 kHz audio."""
@@ -303,3 +305,22 @@ class FaceFormerFormat:
             extra["deterministic"] = self._predictable(entry, n_frames, "deterministic")
             extra["protocol_oracle"] = self._predictable(entry, n_frames, "protocol_oracle")
         return extra | self.labels(entry.name)
+
+
+class MeadNames:
+    """MEAD's clip names, `<speaker>_<emotion>_level_<n>_<id>`: the subject and clip number, and the
+    emotion and intensity labels (MEAD-3D and MEAD's frontal video)."""
+
+    def _parts(self, name: str) -> tuple[str, str, int, int]:
+        speaker, emotion, _, level, clip = name.rsplit("_", 4)
+        if emotion not in self.preset.emotions or not level.isdigit() or not clip.isdigit():
+            raise ValueError(name)
+        return speaker, emotion, int(level), int(clip)
+
+    def parse(self, name: str) -> tuple[str, int]:
+        speaker, _, _, clip = self._parts(name)
+        return speaker, clip
+
+    def labels(self, name: str) -> dict:
+        _, emotion, level, _ = self._parts(name)
+        return {"emotion": self.preset.emotions.index(emotion), "intensity": level - 1}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebench.data.faceformer_format import FaceFormerFormat
+from facebench.data.faceformer_format import FaceFormerFormat, MeadNames
 from facebench.data.presets import DatasetPreset, identity_disjoint_splits, resolve_root
 from facebench.data.video_format import MeadVideoFormat, VideoFormat
 from facebench.errors import DataError
@@ -59,7 +59,7 @@ class RavdessFormat(FaceFormerFormat):
         return {"emotion": emotion - 1, "intensity": intensity - 1, "content": statement}
 
 
-class Mead3DFormat(FaceFormerFormat):
+class Mead3DFormat(MeadNames, FaceFormerFormat):
     """MEAD-3D: `<root>/<speaker>/video/front/<emotion>/level_<n>/<id>.npy`, each a pickled dict
     with `verts` (frames, 5023, 3) at 30 fps (or a plain array), and MEAD's audio converted to
     `<root>/<speaker>/audio/<emotion>/level_<n>/<id>.wav`.
@@ -100,20 +100,6 @@ class Mead3DFormat(FaceFormerFormat):
             name = f"{speaker}_{emotion}_{level}_{npy.stem}"
             files.append((name, npy, self.root / speaker / "audio" / emotion / level / f"{npy.stem}.wav"))
         return files
-
-    def _parts(self, name: str) -> tuple[str, str, int, int]:
-        speaker, emotion, _, level, clip = name.rsplit("_", 4)
-        if emotion not in self.preset.emotions or not level.isdigit() or not clip.isdigit():
-            raise ValueError(name)
-        return speaker, emotion, int(level), int(clip)
-
-    def parse(self, name: str) -> tuple[str, int]:
-        speaker, _, _, clip = self._parts(name)
-        return speaker, clip
-
-    def labels(self, name: str) -> dict:
-        _, emotion, level, _ = self._parts(name)
-        return {"emotion": self.preset.emotions.index(emotion), "intensity": level - 1}
 
     def read_vertices(self, path: Path, header_only: bool = False) -> np.ndarray:
         try:

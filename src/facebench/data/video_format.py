@@ -17,11 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
 
 from facebench.data.audio import SAMPLE_RATE, load_audio, normalize_audio
-from facebench.data.faceformer_format import ClipEntry, FaceFormerFormat
+from facebench.data.faceformer_format import ClipEntry, FaceFormerFormat, MeadNames
 from facebench.data.presets import DatasetPreset, identity_disjoint_splits
 from facebench.data.sequence import Sequence
 from facebench.errors import DataError
@@ -52,7 +51,7 @@ class VideoFormat(FaceFormerFormat):
     NAME_RULE = "a name <subject>_<clip>.mp4 ending in two digits"
 
     def __init__(self, root, preset: DatasetPreset, *args, **kwargs):
-        self.root = Path(root)
+        self.root, self.preset = Path(root), preset  # a layout's name rule may read the preset
         if preset.identity_splits:
             preset = identity_disjoint_splits(preset, self.subjects(), (0, 999))
         super().__init__(root, preset, *args, **kwargs)
@@ -98,14 +97,7 @@ class VideoFormat(FaceFormerFormat):
                             f"{size[0]} x {size[1]}")  # fmt: skip
         if n_frames == 0:
             raise DataError(video, "at least one frame", "0 frames")
-        try:
-            info = soundfile.info(str(wav))
-        except Exception as exc:
-            raise DataError(wav, "a decodable audio file", f"an undecodable file ({exc})") from exc
-        audio_s, video_s = info.frames / info.samplerate, n_frames / self.preset.fps
-        if abs(audio_s - video_s) > self.preset.duration_tolerance:
-            raise DataError(video, f"audio and video of equal duration (within {self.preset.duration_tolerance} s)",
-                            f"{video_s:.2f} s of video ({n_frames} frames at {self.preset.fps:g} fps) and {audio_s:.2f} s of audio in {wav.name}")  # fmt: skip
+        self.check_duration(video, wav, n_frames, "video")
         return ClipEntry(name, subject, sentence, wav, video, n_frames)
 
     def read_frames(self, video: Path, masks: Path | None) -> np.ndarray:
@@ -151,23 +143,9 @@ class VideoFormat(FaceFormerFormat):
         return torch.from_numpy(frames)
 
 
-class MeadVideoFormat(VideoFormat):
+class MeadVideoFormat(MeadNames, VideoFormat):
     """MEAD's frontal view in the video layout, one clip per take named
     `<speaker>_<emotion>_level_<n>_<id>` (e.g. `M003_angry_level_1_001.mp4`), with the emotion and
     intensity labels its name gives."""
 
     NAME_RULE = "a name <speaker>_<emotion>_level_<n>_<id>.mp4 with an emotion of MEAD's and a numeric id"
-
-    def _parts(self, name: str) -> tuple[str, str, int, int]:
-        speaker, emotion, _, level, clip = name.rsplit("_", 4)
-        if emotion not in self.preset.emotions or not level.isdigit() or not clip.isdigit():
-            raise ValueError(name)
-        return speaker, emotion, int(level), int(clip)
-
-    def parse(self, name: str) -> tuple[str, int]:
-        speaker, _, _, clip = self._parts(name)
-        return speaker, clip
-
-    def labels(self, name: str) -> dict:
-        _, emotion, level, _ = self._parts(name)
-        return {"emotion": self.preset.emotions.index(emotion), "intensity": level - 1}

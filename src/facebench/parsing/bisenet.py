@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facebench.errors import FacebenchError
+from facebench.weights import load_published
 
 N_FACE_PARSING_CLASSES = 19
 INPUT_SIZE = 512
@@ -132,27 +132,8 @@ class BiSeNet(nn.Module):
 
 
 def load_face_parser(path: str | Path) -> BiSeNet:
-    """BiSeNet with the public face-parsing weights (`79999_iter.pth`). One error naming the file and
-    the keys that do not match."""
-    path = Path(path)
-    if not path.is_file():
-        raise FacebenchError(f"{path}: expected the face-parsing checkpoint 79999_iter.pth (zllrunning/face-parsing.PyTorch, "
-                             "linked from its README), found no such file")  # fmt: skip
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise FacebenchError(f"{path}: expected a BiSeNet state dict, found an unreadable file ({exc})") from exc
-    model = BiSeNet()
-    own = model.state_dict()
-    # A checkpoint from before BatchNorm counted its batches has no `num_batches_tracked`: those stay 0.
-    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        raise FacebenchError(f"{path}: expected BiSeNet's keys and shapes, found missing {missing[:5]}, unexpected {unexpected[:5]}, "
-                             f"misshapen {wrong[:5]}")  # fmt: skip
-    model.load_state_dict({**own, **state})
-    return model.eval()
+    """BiSeNet with the public face-parsing weights (`79999_iter.pth`)."""
+    return load_published(BiSeNet(), path, "the face-parsing checkpoint 79999_iter.pth (zllrunning/face-parsing.PyTorch, linked from its README)")
 
 
 @torch.no_grad()

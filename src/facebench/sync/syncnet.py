@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from facebench.errors import FacebenchError
+from facebench.weights import load_published
 
 
 def _conv_bn(conv: nn.Module, channels: int, three_d: bool = False) -> list[nn.Module]:
@@ -65,25 +65,5 @@ class SyncNet(nn.Module):
 
 
 def load_syncnet(path: str | Path) -> SyncNet:
-    """The official SyncNet from `syncnet_v2.model` (a state dict; the official loader copies it key
-    by key). One error naming the file and the keys that do not match."""
-    path = Path(path)
-    if not path.is_file():
-        raise FacebenchError(f"{path}: expected the official SyncNet weights (syncnet_v2.model, from the VGG site: "
-                             "joonson/syncnet_python, download_model.sh), found no such file")  # fmt: skip
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise FacebenchError(f"{path}: expected a SyncNet state dict, found an unreadable file ({exc})") from exc
-    state = state.state_dict() if isinstance(state, nn.Module) else state
-    model = SyncNet()
-    own = model.state_dict()
-    # The official checkpoint predates BatchNorm's `num_batches_tracked`: those buffers stay at 0.
-    missing = sorted(k for k in set(own) - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or wrong:
-        raise FacebenchError(f"{path}: expected SyncNet's keys and shapes, found missing {missing[:5]}, unexpected "
-                             f"{unexpected[:5]}, misshapen {sorted(wrong)[:5]}")  # fmt: skip
-    model.load_state_dict({**own, **{k: v for k, v in state.items()}}, strict=True)
-    return model.eval()
+    """The official SyncNet from `syncnet_v2.model` (a state dict; the official loader copies it key by key)."""
+    return load_published(SyncNet(), path, "the official SyncNet weights syncnet_v2.model (VGG; joonson/syncnet_python, download_model.sh)")

@@ -267,12 +267,10 @@ def cache_root() -> Path:
     return Path(os.environ.get("FACEBENCH_CACHE", Path.home() / ".cache" / "facebench"))
 
 
-def cached_corpus(preset: str = "small", seed: int = 0, progress: bool = True) -> Path:
-    """The corpus folder in the cache, generated on first use. Concurrent callers wait on a lock;
-    generation writes to a temporary folder that is renamed into place, so a corpus is whole or absent."""
-    from facebench.data.synth.anchors import write_anchors
-
-    folder = cache_root() / "synth" / f"v{VERSION}-{preset}-seed{seed}"
+def cached_folder(folder: Path, make) -> Path:
+    """`folder` in the cache, made on first use by `make(partial)`. Concurrent callers wait on a
+    lock; `make` writes into a temporary folder that is renamed into place (once it has its
+    card.json), so a corpus is whole or absent."""
     if (folder / "card.json").is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -281,11 +279,21 @@ def cached_corpus(preset: str = "small", seed: int = 0, progress: bool = True) -
             return folder
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        generate(SYNTH_PRESETS[preset], partial, seed, progress)
-        write_anchors(partial, synth_dataset_name(preset))
+        make(partial)
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
     return folder
+
+
+def cached_corpus(preset: str = "small", seed: int = 0, progress: bool = True) -> Path:
+    """The corpus folder in the cache (`cached_folder`), with its anchors' scores."""
+    from facebench.data.synth.anchors import write_anchors
+
+    def make(partial: Path) -> None:
+        generate(SYNTH_PRESETS[preset], partial, seed, progress)
+        write_anchors(partial, synth_dataset_name(preset))
+
+    return cached_folder(cache_root() / "synth" / f"v{VERSION}-{preset}-seed{seed}", make)
 
 
 def synth_dataset_name(preset: str) -> str:

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
 from rich.progress import track
 
 from facebench.data.faceformer_format import load_pickle
 from facebench.data.segmentation import CLASSES
-from facebench.data.synth.generator import SYNTH_PRESETS, cache_root, cached_corpus
+from facebench.data.synth.generator import SYNTH_PRESETS, cache_root, cached_corpus, cached_folder
 from facebench.data.synth.mesh import FaceMesh, build_face
 
 VIDEO_VERSION = "1"  # bump on any change to what this writes (the cache is keyed by it)
@@ -238,17 +237,8 @@ def cached_video_corpus(preset: str = "video-tiny", seed: int = 0, progress: boo
     with its anchors' scores (`anchors.json`)."""
     from facebench.data.synth.anchors import write_anchors
 
-    folder = cache_root() / "synth" / f"video{VIDEO_VERSION}-{preset}-seed{seed}"
-    if (folder / "card.json").is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        if (folder / "card.json").is_file():
-            return folder
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+    def make(partial: Path) -> None:
         generate_video(VIDEO_PRESETS[preset], partial, seed, progress)
         write_anchors(partial, video_dataset_name(preset))
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-    return folder
+
+    return cached_folder(cache_root() / "synth" / f"video{VIDEO_VERSION}-{preset}-seed{seed}", make)
