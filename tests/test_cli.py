@@ -46,6 +46,7 @@ def smoke_commands(synth_tiny: Path, run: Path, checkpoint: Path, tmp: Path) -> 
         "leaderboard": ["leaderboard", "--folder", str(tmp / "lb")],
         "lipreader": ["lipreader", "--data", "synth-tiny", "--root", str(synth_tiny)],
         "drift": ["drift", "--help"],  # run for one model in test_bench.py
+        "parse": ["parse", "--help"],  # run on a fabricated checkpoint and video set in test_video.py
         "fit": ["fit", "--model", "FaceFormer", *data, *short, *lightning_args(tmp)],
         "validate": ["validate", "--config", str(run / "cli.yaml"), "--ckpt_path", str(checkpoint), *short[2:], *lightning_args(tmp)],
         "test": ["test", "--config", str(run / "cli.yaml"), "--ckpt_path", str(checkpoint), *lightning_args(tmp)],

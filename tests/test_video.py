@@ -273,10 +273,15 @@ def test_a_mesh_model_is_refused_on_video(tmp_path, video_tiny):
         resolve_models("ff", "synth-video-tiny")
 
 
-def test_template_runs_end_to_end_on_a_fabricated_hdtf_set(tmp_path, hdtf_root):
+def test_template_and_calibration_run_end_to_end_on_a_fabricated_hdtf_set(tmp_path, hdtf_root):
     rows = run_one(model_specs()["template"], "hdtf", "ci", 0, root=str(hdtf_root), leaderboards=tmp_path, runs=tmp_path / "runs", progress=False)
     assert [r["split"] for r in rows] == ["test"] and rows[0]["clips"] == 2
     assert 0 < rows[0]["psnr"] < 80 and 0 <= rows[0]["mouth_iou"] <= 1
+    assert rows[0]["sync_judge"] == "" and "lse_c" not in rows[0]  # no SyncNet weights given: no LSE, said in one line
+    truth = run_one(model_specs()["ground_truth"], "hdtf", "ci", 0, root=str(hdtf_root), leaderboards=tmp_path, runs=tmp_path / "runs", progress=False)
+    assert truth[0]["psnr"] == pytest.approx(80) and truth[0]["mouth_iou"] == 1
+    with pytest.raises(FacebenchError, match="synthetic corpora only"):
+        resolve_models("oracle", "hdtf")
 
 
 # -- lip sync --------------------------------------------------------------------------------------
@@ -418,3 +423,23 @@ def test_mead_video_names_give_labels_and_identity_splits(tmp_path):
     (root / "video" / "M001_bored_level_1_001.mp4").write_bytes((root / "video" / "M001_angry_level_2_001.mp4").read_bytes())
     with pytest.raises(DataError, match="M001_bored_level_1_001.mp4.*an emotion of MEAD's"):
         FaceDataModule("mead", root=str(root)).setup()
+
+
+def test_evaluate_scores_video_predictions_as_bench_does(tmp_path, video_tiny):
+    """The ground truth written as `.npz` predictions scores what the `ground_truth` row scores."""
+    from facebench.metrics.evaluate import evaluate_folder
+
+    data = FaceDataModule("synth-video-tiny")
+    clips = data.split_dataset("test_unseen")
+    for i, entry in enumerate(clips.entries):
+        frames = clips[i].frames.numpy()
+        np.savez_compressed(tmp_path / f"{entry.name}.npz", frames=frames[..., :3], masks=frames[..., 3])
+    result = evaluate_folder(tmp_path, "synth-video-tiny", "test_unseen", progress=False)
+    truth = {r["split"]: r for r in run_one(model_specs()["ground_truth"], "synth-video-tiny", "ci", 0, leaderboards=None,
+                                             runs=tmp_path / "runs", progress=False)}["test_unseen"]  # fmt: skip
+    for key in ("psnr", "ssim", "mouth_iou", "miou", "lse_d", "lse_c", "clips"):
+        assert result[key] == pytest.approx(truth[key], rel=1e-9), key
+    assert result["sync_judge"] == truth["sync_judge"] and result["protocol"] == "own reference frame"
+    (tmp_path / f"{clips.entries[0].name}.npz").unlink()
+    with pytest.raises(DataError, match=f"{clips.entries[0].name}.npz or {clips.entries[0].name}.mp4"):
+        evaluate_folder(tmp_path, "synth-video-tiny", "test_unseen", progress=False)

@@ -31,14 +31,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     get_preset(args.data).split(args.split)  # argument errors before the heavy imports
     if not Path(args.pred).is_dir():
-        raise DataError(args.pred, "a folder of predicted .npy files", "no such folder")
+        raise DataError(args.pred, "a folder of predicted .npy (video: .npz or .mp4) files", "no such folder")
     from facebench.metrics.evaluate import evaluate_folder
 
     result = evaluate_folder(args.pred, args.data, args.split, root=args.root, allow_short=args.allow_short)
     scale = get_preset(args.data).display_scale
     rows = [{"metric": k, "value": v, "display": v / scale[k] if k in scale else v} for k, v in result.items() if isinstance(v, (int, float))]
     console.print(metric_table(f"{args.data} / {args.split} ({result['protocol']})", rows, ["metric", "value", "display"]))
-    console.print(f"scales: {scale}; regions: {result['region_set']}")
+    console.print(f"scales: {scale}; regions: {result['region_set']}" if result["region_set"] else f"sync judge: {result.get('sync_judge') or 'none'}")
 
 
 def cmd_synth(args: argparse.Namespace) -> None:

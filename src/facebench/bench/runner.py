@@ -55,11 +55,17 @@ def model_class(config: dict) -> type[TalkingFaceModule]:
     return getattr(__import__(module_name, fromlist=[class_name]), class_name)
 
 
+def reads_deterministic(cls: type[TalkingFaceModule]) -> bool:
+    """Whether a model's privileged inputs need the synthetic corpus' deterministic part (the
+    oracles), which the reader then loads with every clip."""
+    return bool(set(cls.privileged_inputs) & {"deterministic", "protocol_oracle"})
+
+
 def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceModule]:
     """The datamodule (read and validated: a missing or malformed dataset fails here, before any
     training) and the model, with the dataset's facts and the evaluation settings."""
     cls = model_class(config)
-    data = FaceDataModule(config["dataset"], root=root, seed=config["seed"], with_deterministic=bool(cls.privileged_inputs), **config.get("data", {}))
+    data = FaceDataModule(config["dataset"], root=root, seed=config["seed"], with_deterministic=reads_deterministic(cls), **config.get("data", {}))
     if data.preset.modality not in cls.modalities:
         raise FacebenchError(f"model {cls.__name__}: generates {' or '.join(cls.modalities)}, but dataset {data.preset.name} is "
                              f"{data.preset.modality}; expected a {' or '.join(cls.modalities)} dataset")  # fmt: skip
@@ -168,7 +174,7 @@ def lightning_config(config: dict, model: TalkingFaceModule, root: str | None, d
     injected = {k: model.hparams[k] for k in names if k in model.hparams}
     init = {k: v for k, v in {**config["model"].get("init_args", {}), **injected}.items() if k not in LINKED_FACTS}
     data = {"dataset": config["dataset"], "root": root, "seed": config["seed"], **config.get("data", {})}
-    if model.privileged_inputs:
+    if reads_deterministic(type(model)):
         data["with_deterministic"] = True
     return {"seed_everything": config["seed"], "model": {"class_path": config["model"]["class_path"], "init_args": init},
             "data": data, "trainer": config["trainer"]}  # fmt: skip

@@ -1,5 +1,7 @@
 """Score a folder of predictions made outside facebench, named as FaceFormer and CodeTalker save
 them: `<clip>.npy` (own style) or `<clip>_condition_<training subject>.npy` (one per condition).
+On a video dataset, one file per clip: `<clip>.npz` (`frames` (T, H, W, 3) uint8 and optionally
+`masks` (T, H, W) uint8, as `bench` saves them) or `<clip>.mp4` (frames only).
 
 Every file the split needs is found and its header checked before anything else runs, so an empty
 or incomplete folder fails in seconds; only then is the dataset's reference lip reader loaded (or
@@ -95,11 +97,69 @@ def split_prediction_files(pred_dir: Path, data: FaceDataModule, split: str, all
     return files
 
 
+def read_video_prediction(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """A predicted clip as (T, H, W, 4) uint8: RGB, and the masks where the file has them (255 elsewhere)."""
+    from facebench.render.renderer import RenderError
+    from facebench.render.video import read_video
+
+    if path.suffix == ".mp4":
+        try:
+            frames, masks = read_video(path)[0], None
+        except RenderError as exc:
+            raise DataError(path, "a decodable video", str(exc)) from exc
+    else:
+        try:
+            stored = np.load(path)
+            frames, masks = stored["frames"], stored["masks"] if "masks" in stored else None
+        except Exception as exc:
+            raise DataError(path, "an .npz with 'frames' (T, H, W, 3) uint8 and optionally 'masks'", f"an unreadable file ({exc})") from exc
+    if frames.ndim != 4 or frames.shape[1:] != (*size, 3) or frames.dtype != np.uint8 or len(frames) == 0:
+        raise DataError(path, f"frames of shape (T, {size[0]}, {size[1]}, 3) uint8", f"{frames.dtype} of shape {frames.shape}")
+    if masks is not None and masks.shape != frames.shape[:3]:
+        raise DataError(path, f"masks of shape {frames.shape[:3]}", f"shape {masks.shape}")
+    labels = np.full(frames.shape[:3], 255, np.uint8) if masks is None else masks.astype(np.uint8)
+    return np.concatenate([frames, labels[..., None]], -1)
+
+
+def evaluate_video_folder(pred_dir: Path, data: FaceDataModule, split: str, allow_short: bool, progress: bool) -> dict[str, float | str]:
+    """A video split: one `<clip>.npz` or `<clip>.mp4` per clip, all found and checked first; the
+    dataset's sync judge scores LSE where it has one."""
+    from facebench.data.sequence import rgbl
+    from facebench.sync.expert import dataset_sync_judge
+
+    if not pred_dir.is_dir():
+        raise DataError(pred_dir, "a folder of predicted .npz or .mp4 files", "no such folder")
+    clips = data.split_dataset(split)
+    size = (data.preset.image_size,) * 2 if data.preset.image_size else tuple(clips[0].frames.shape[1:3])
+    files, short = [], []
+    for entry in clips.entries:
+        found = [p for p in (pred_dir / f"{entry.name}.npz", pred_dir / f"{entry.name}.mp4") if p.is_file()]
+        if not found:
+            raise DataError(pred_dir, f"{entry.name}.npz or {entry.name}.mp4 (split '{split}' has {len(clips)} clips)", "neither")
+        files.append(found[0])
+    predictions = [read_video_prediction(path, size) for path in files]
+    for path, entry, frames in zip(files, clips.entries, predictions):
+        if entry.n_frames - len(frames) > tolerated_shortfall(entry.n_frames):
+            short.append(f"{path.name} ({len(frames)} of {entry.n_frames} frames)")
+    if short and not allow_short:
+        raise DataError(pred_dir, "predictions as long as their clips (short by at most 2 frames or 5%; --allow-short scores the overlap)",
+                        f"{len(short)} shorter: {', '.join(short[:5])}")  # fmt: skip
+    judge, identity = dataset_sync_judge(data, progress)
+    evaluator = ConditionedMetrics(data.preset, {}, 1, seen=True, sync_judge=judge)
+    for i, frames in enumerate(predictions):
+        clip = clips[i]
+        evaluator.update([rgbl(torch.from_numpy(frames))], rgbl(clip.frames), rgbl(clip.template),
+                         audio=data.raw_audio(split, i) if judge is not None else None)  # fmt: skip
+    return {**evaluator.compute(), "protocol": evaluator.protocol, "region_set": "", "sync_judge": identity}
+
+
 def evaluate_folder(pred_dir: str | Path, dataset: str, split: str, root: str | None = None, progress: bool = True,
                     allow_short: bool = False) -> dict[str, float | str]:  # fmt: skip
     """Metrics of the predictions in `pred_dir` against a split of a dataset."""
     pred_dir = Path(pred_dir)
     data = FaceDataModule(dataset, root=root)
+    if data.preset.modality == "video":
+        return evaluate_video_folder(pred_dir, data, split, allow_short, progress)
     files = split_prediction_files(pred_dir, data, split, allow_short)
     lip_reader = dataset_lip_reader(data, progress)  # loaded, or built once with a visible progress bar
     clips = data.split_dataset(split)
