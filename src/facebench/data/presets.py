@@ -228,22 +228,15 @@ HDTF = DatasetPreset(
     "'The video modality'. Masks (optional): masks/<clip>.npz in the 12 classes, from a face parser",
 )
 
-MEAD_2D = DatasetPreset(
+# MEAD's frontal view: the video facts of HDTF, MEAD's names, labels and crop size.
+MEAD_2D = replace(
+    HDTF,
     name="mead",
     folder="mead",
-    fps=25,
-    train_subjects=(),  # from the speakers on disk: identity-disjoint splits
-    splits={},
-    test_splits=("test",),
-    audio_per_frame=2,
-    period=25,
-    duration_tolerance=0.1,
     layout="mead_video",
-    modality="video",
     image_size=256,
-    identity_splits=True,
-    emotions=("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised"),
-    intensities=("level_1", "level_2", "level_3"),
+    emotions=MEAD_3D.emotions,
+    intensities=MEAD_3D.intensities,
     source="MEAD (wywu.github.io/projects/MEAD), the frontal view: resample to 25 fps, crop the face to 256x256, extract "
     "16 kHz mono audio; layout and commands in README 'The video modality'",
 )

@@ -32,6 +32,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from facebench.data.segmentation import MOUTH_CLASSES, N_CLASSES
 from facebench.metrics.mesh import MetricInputError
+from facebench.sync.expert import clip_scores
 
 PSNR_EPS = 1e-8
 UNKNOWN = 255
@@ -134,8 +135,6 @@ class LipSync(Metric):
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, audio=None) -> None:
         """`pred` (1, T', H, W, 4); `audio`: the clip's 16 kHz samples as stored (None: not scored)."""
-        from facebench.sync.expert import clip_scores
-
         if audio is None:
             return
         scores = clip_scores(self.judge, pred[0] if pred.ndim == 5 else pred, audio)

@@ -102,12 +102,12 @@ def _training_windows(data, recipe: ExpertRecipe) -> tuple[list[torch.Tensor], l
     clips = data.split_dataset("train")
     frames, sounds = [], []
     for i in range(len(clips)):
-        clip = clips[i]
-        n = window_count(len(clip.frames), len(data.raw_audio("train", i)))
+        clip, audio = clips[i], data.raw_audio("train", i)  # the wav read once per clip
+        n = window_count(len(clip.frames), len(audio))
         if n <= recipe.min_offset:
             continue
         frames.append(frame_windows(rgbl(clip.frames)[..., :3], n))
-        sounds.append(audio_windows(data.raw_audio("train", i), len(clip.frames)))
+        sounds.append(audio_windows(audio, len(clip.frames)))
     return frames, sounds
 
 
