@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from facebench.console import configure_logging, console, metric_table
 from facebench.errors import FacebenchError
@@ -192,8 +193,6 @@ def cmd_animate(args: argparse.Namespace) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from facebench.render.animate import render_clip, render_run
 
     if args.run:
@@ -213,6 +212,37 @@ def cmd_render(args: argparse.Namespace) -> None:
         written = [render_clip(data, args.clip, args.out, predictions, not args.no_ground_truth, args.heatmap, args.size, args.renderer)]
     for path in written:
         console.print(f"wrote {path}", highlight=False, markup=False)
+
+
+def parse_frame(text: str, flag: str) -> tuple[str, int]:
+    """`CLIP[:FRAME]` -> (clip, frame index)."""
+    name, _, frame = text.partition(":")
+    if frame and not frame.isdigit():
+        raise FacebenchError(f"{flag} {text}: expected CLIP or CLIP:FRAME with FRAME a frame index, found {frame!r}")
+    return name, int(frame or 0)
+
+
+def cmd_edit(args: argparse.Namespace) -> None:
+    from facebench.data.synth.plot import plot_frames_and_masks
+    from facebench.models.segtalker.editing import edit_frame
+    from facebench.render.animate import load_run
+
+    _, data, model = load_run(args.run, args.root)
+    frames = {}
+    for flag, text in (("--source", args.source), ("--donor", args.donor)):
+        name, index = parse_frame(text, flag)
+        clip = data.reader.load(data.reader.entry(name))
+        if index >= len(clip.frames):
+            raise FacebenchError(f"{flag} {text}: clip {name} has {len(clip.frames)} frames, found frame {index}")
+        frames[flag] = clip.frames[index]
+    regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+    edited = edit_frame(model, frames["--source"], frames["--donor"], regions, args.alpha, args.shape)
+    unchanged = edit_frame(model, frames["--source"], frames["--source"], regions)
+    columns = {f"source {args.source}": frames["--source"].numpy(), f"donor {args.donor}": frames["--donor"].numpy(),
+               "repainted (own codes)": unchanged.cpu().numpy(), f"{', '.join(regions)} from donor" + (" (shape too)" if args.shape else ""):
+               edited.cpu().numpy()}  # fmt: skip
+    out = plot_frames_and_masks(columns, args.out, f"SegTalker region edit ({Path(args.run).name})")
+    console.print(f"wrote {out}", highlight=False, markup=False)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
@@ -408,6 +438,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--renderer", default="auto", choices=["auto", "gl", "software"])
     p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("edit", help="SegTalker: repaint a frame with regions (textures, optionally shapes) of another frame")
+    p.add_argument("--run", required=True, help="a SegTalker run folder (runs/<dataset>/segtalker-...)")
+    p.add_argument("--source", required=True, help="CLIP[:FRAME], the frame to edit (default frame 0)")
+    p.add_argument("--donor", required=True, help="CLIP[:FRAME], the frame whose regions it takes")
+    p.add_argument("--regions", default="hair", help="comma-separated classes, e.g. hair,lip,eyebrows")
+    p.add_argument("--alpha", type=float, default=1.0, help="blend of the donor's codes (1: replace)")
+    p.add_argument("--shape", action="store_true", help="also take the regions' shapes from the donor's mask")
+    p.add_argument("--out", required=True, help="the PNG: source, donor, repainted, edited, with their masks")
+    p.add_argument("--root", default=None, help="dataset folder, if not under $FACEBENCH_DATA")
+    p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("synth", help="generate the synthetic corpus")
     p.add_argument("--preset", default="small", choices=["tiny", "small", "vocaset", "video-tiny", "video-small", "video-large"])

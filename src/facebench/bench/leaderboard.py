@@ -13,7 +13,8 @@ from filelock import FileLock
 # What each column means and how it is measured: README, "Leaderboard rows".
 IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
 METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity", "per", "per_gt", "emotion_accuracy",
-           "psnr", "ssim", "mouth_iou", "miou", "lse_d", "lse_c", "lse_clips", "mask_frames", "frames_dropped", "clips"]  # fmt: skip
+           "psnr", "ssim", "psnr_skin", "psnr_hair", "mouth_iou", "miou", "lse_d", "lse_c", "lse_clips", "mask_frames", "frames_dropped",
+           "clips"]  # fmt: skip
 COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "rtf_clips", "peak_memory_mb", "device", "processes",
         "precision"]  # fmt: skip
 ENVIRONMENT = ["torch", "cpu", "gpu", "threads"]
@@ -79,9 +80,9 @@ ANCHORS = ("template", "protocol_oracle", "oracle", "ground_truth", "ground_trut
 # prediction moves it toward 0 without predicting anything (measured: README, "Leaderboards").
 UNRANKED = ("fdd",)
 GROUP = ["model", "variant", "profile", "config_hash", "environment"]
-SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per", "emotion_accuracy", "psnr", "ssim", "mouth_iou", "miou",
-         "lse_d", "lse_c"]  # fmt: skip
-HIGHER_IS_BETTER = ("diversity", "sample_diversity", "emotion_accuracy", "psnr", "ssim", "mouth_iou", "miou", "lse_c")
+SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per", "emotion_accuracy", "psnr", "ssim", "psnr_skin", "psnr_hair",
+         "mouth_iou", "miou", "lse_d", "lse_c"]  # fmt: skip
+HIGHER_IS_BETTER = ("diversity", "sample_diversity", "emotion_accuracy", "psnr", "ssim", "psnr_skin", "psnr_hair", "mouth_iou", "miou", "lse_c")
 # Skill, per modality: (metric, the anchor that is its ceiling). Mesh: LVE against the protocol
 # oracle; video: PSNR against the oracle (the deterministic part rendered with the clip's pose).
 SKILL = (("lve", "protocol_oracle"), ("psnr", "oracle"))

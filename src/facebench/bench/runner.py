@@ -170,7 +170,7 @@ LINKED_FACTS = ("n_vertices", "n_styles", "fps", "period", "audio_per_frame")  #
 def lightning_config(config: dict, model: TalkingFaceModule, root: str | None, data: FaceDataModule) -> dict:
     """The run as a `facebench fit|test|predict --config` file (LightningCLI's format)."""
     # Facts the CLI does not link: the emotion labels' sizes and the model's own `dataset_facts`.
-    names = ("n_emotions", "n_levels", *type(model).dataset_facts(data, config["model"].get("init_args", {})))
+    names = ("n_emotions", "n_levels", "image_size", *type(model).dataset_facts(data, config["model"].get("init_args", {})))
     injected = {k: model.hparams[k] for k in names if k in model.hparams}
     init = {k: v for k, v in {**config["model"].get("init_args", {}), **injected}.items() if k not in LINKED_FACTS}
     data = {"dataset": config["dataset"], "root": root, "seed": config["seed"], **config.get("data", {})}

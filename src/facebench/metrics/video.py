@@ -10,6 +10,9 @@
   masks against the ground truth's, intersection over union pooled over every frame of the split.
 - mIoU: per class, intersection over union pooled over the split; the mean over the classes present
   in either (a class absent from both is not counted).
+- Region PSNR (`psnr_skin`, `psnr_hair`): texture preservation. The squared RGB error summed over
+  the pixels the ground truth's mask puts in the region, on frames whose masks are known, pooled over
+  the split: 10·log10(1 / (SSE / pixels·3 + 1e-8)).
 
 - LSE-D / LSE-C: the lip-sync distance and confidence of the dataset's sync judge (the official
   SyncNet, or the synthetic corpus' expert) on the generated frames against the clip's audio, as the
@@ -30,12 +33,13 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from facebench.data.segmentation import MOUTH_CLASSES, N_CLASSES
+from facebench.data.segmentation import CLASSES, MOUTH_CLASSES, N_CLASSES
 from facebench.metrics.mesh import MetricInputError
 from facebench.sync.expert import clip_scores
 
 PSNR_EPS = 1e-8
 UNKNOWN = 255
+TEXTURE_REGIONS = ("skin", "hair")  # the region PSNR columns: psnr_<region>
 
 
 def align_frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -78,6 +82,8 @@ class VideoMetrics(Metric):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("class_intersection", default=torch.zeros(N_CLASSES, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("class_union", default=torch.zeros(N_CLASSES, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("region_sse", default=torch.zeros(len(TEXTURE_REGIONS), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("region_pixels", default=torch.zeros(len(TEXTURE_REGIONS), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, templates: torch.Tensor | None = None) -> None:
         """`pred` (1, T', H, W, 4) and `target` (1, T, H, W, 4), one clip (the collection's call)."""
@@ -95,6 +101,11 @@ class VideoMetrics(Metric):
         if not known.any():
             return
         predicted, truth = predicted[known], truth[known]
+        error = (pred[known][..., :3].double() - target[known][..., :3].double()).pow(2).sum(-1)
+        for k, region in enumerate(TEXTURE_REGIONS):
+            inside = truth == CLASSES.index(region)
+            self.region_sse[k] += error[inside].sum()
+            self.region_pixels[k] += inside.sum()
         if predicted.max() >= N_CLASSES or predicted.min() < 0:
             raise MetricInputError(f"expected predicted classes in [0, {N_CLASSES}) or {UNKNOWN}, found values in [{int(predicted.min())}, {int(predicted.max())}]")
         self.mask_frames += int(known.sum())
@@ -118,7 +129,8 @@ class VideoMetrics(Metric):
             "miou": (self.class_intersection[present] / self.class_union[present]).mean() if present.any() else nan,
             "frames_dropped": self.frames_dropped,
             "mask_frames": self.mask_frames,
-        }
+        } | {f"psnr_{region}": 10 * torch.log10(1 / (self.region_sse[k] / (3 * self.region_pixels[k]) + PSNR_EPS)) if self.region_pixels[k] > 0 else nan
+             for k, region in enumerate(TEXTURE_REGIONS)}  # fmt: skip
 
 
 class LipSync(Metric):

@@ -187,8 +187,9 @@ class TalkingFaceModule(L.LightningModule):
 
     def validation_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The training losses on a validation batch, unseen speakers once per training style
-        (the condition protocol, as the reference code validates)."""
-        return self.losses(batch.with_conditions(self.n_styles))
+        (the condition protocol, as the reference code validates); a video clip once, from its
+        own reference frame."""
+        return self.losses(batch if batch.frames is not None else batch.with_conditions(self.n_styles))
 
     def validation_step(self, batch: Batch, batch_idx: int) -> dict:
         if self.stage is not None:

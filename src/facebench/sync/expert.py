@@ -6,6 +6,13 @@ model is scored by the same judge and none is trained on it.
 The expert is [ours]: SyncNet's task and loss (Chung & Zisserman, 2016: contrastive loss on the
 Euclidean distance between five frames and 0.2 s of MFCC) at the corpus' scale, on the lower half of
 the frame (the mouth), as Wav2Lip's expert sees it.
+
+A second view of the same recipe, the **mask-sync expert** (`view="mask"`, stored in
+`syncexpert/mask-v<VERSION>/`), judges segmentation masks instead of pixels: the class
+probabilities of the mouth's part of the frame, resized to a fixed 24 x 32, against the MFCC of the
+audio scaled to a peak of 1 (the same whatever loudness normalisation the audio had). It is trained
+on the ground-truth masks of any video dataset that has masks and is what SegTalker's sync loss
+uses (frozen; it never judges a row).
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from rich.progress import Progress
 from torch import nn
 
 from facebench.console import console
+from facebench.data.segmentation import N_CLASSES
 from facebench.data.sequence import rgbl
+from facebench.errors import DataError
 from facebench.sync.scores import FRAMES_PER_WINDOW, audio_windows, frame_windows, sync_scores, window_count
 from facebench.sync.syncnet import load_syncnet
 
@@ -43,26 +52,64 @@ class ExpertRecipe:
     margin: float = 2.0  # contrastive loss: out-of-sync pairs are pushed beyond this distance
     min_offset: int = 3  # frames between an out-of-sync pair's video and audio windows, at least
     seed: int = 0
+    view: str = "rgb"  # "rgb": the frames' pixels; "mask": their segmentation (the mask-sync expert)
+
+
+def one_hot_masks(labels: torch.Tensor) -> torch.Tensor:
+    """Class maps (...) -> (..., 12) float one-hot; unknown pixels (255) all zero."""
+    labels = labels.round() if labels.is_floating_point() else labels
+    return (labels[..., None] == torch.arange(N_CLASSES, device=labels.device, dtype=labels.dtype)).float()
+
+
+MASK_CROP = (24, 32)  # the mask view's fixed input size: masks of any resolution cost the same
 
 
 class SyncExpert(nn.Module):
     """Five frames' lower half (the mouth) and an MFCC window -> embeddings compared by Euclidean
-    distance; the interface of `SyncNet` (lip_input, forward_lip, forward_aud)."""
+    distance; the interface of `SyncNet` (lip_input, forward_lip, forward_aud), plus the view it
+    judges (`view_frames`, `audio_input`)."""
 
-    def __init__(self, width: int = 32, embedding: int = 64):
+    def __init__(self, width: int = 32, embedding: int = 64, view: str = "rgb"):
         super().__init__()
+        if view not in ("rgb", "mask"):
+            raise ValueError(f"view: expected 'rgb' or 'mask', found {view!r}")
+        self.view = view
+        channels = 3 if view == "rgb" else N_CLASSES
         block = lambda i, o, s: [nn.Conv2d(i, o, 3, stride=s, padding=1), nn.BatchNorm2d(o), nn.ReLU()]  # noqa: E731
-        self.lip_time = nn.Sequential(nn.Conv3d(3, width, (FRAMES_PER_WINDOW, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(width), nn.ReLU())
+        self.lip_time = nn.Sequential(nn.Conv3d(channels, width, (FRAMES_PER_WINDOW, 3, 3), padding=(0, 1, 1)), nn.BatchNorm3d(width), nn.ReLU())
         self.lip = nn.Sequential(*block(width, width, 2), *block(width, 2 * width, 2), *block(2 * width, 2 * width, 2),
                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, embedding))  # fmt: skip
         self.audio = nn.Sequential(nn.BatchNorm2d(1), *block(1, width, 1), *block(width, width, (1, 2)), *block(width, 2 * width, 2),
                                    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, embedding))  # fmt: skip
 
-    def lip_input(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, 5, H, W, 3) RGB in [0, 1] -> (N, 3, 5, 3H/8, W/2): the mouth's part of the frame (rows
-        from the middle to 7/8 of the height, the middle half of the width), centred on 0."""
+    def view_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., H, W, 4) frames (RGB in [0, 1] and each pixel's class) -> what the expert judges:
+        RGB (..., H, W, 3), or the masks one-hot (..., H, W, 12; unknown pixels all zero)."""
+        return frames[..., :3] if self.view == "rgb" else one_hot_masks(frames[..., 3])
+
+    def audio_input(self, audio: np.ndarray, n_frames: int) -> torch.Tensor:
+        """A clip's 16 kHz samples -> its MFCC windows (N, 1, 13, 20); the mask view scales the
+        samples to a peak of 1 first."""
+        if self.view == "mask":
+            audio = np.asarray(audio, dtype=np.float32) / max(float(np.abs(audio).max()), 1e-8)
+        return audio_windows(audio, n_frames)
+
+    @staticmethod
+    def mouth_crop(frames: torch.Tensor) -> torch.Tensor:
+        """(N, 5, H, W, ...) -> the mouth's part of each frame: rows from the middle to 7/8 of the
+        height, the middle half of the width."""
         h, w = frames.shape[2:4]
-        return (frames[:, :, h // 2 : h * 7 // 8, w // 4 : w * 3 // 4] - 0.5).permute(0, 4, 1, 2, 3)
+        return frames[:, :, h // 2 : h * 7 // 8, w // 4 : w * 3 // 4]
+
+    def lip_input(self, frames: torch.Tensor, cropped: bool = False) -> torch.Tensor:
+        """(N, 5, H, W, C) viewed frames -> (N, C, 5, h, w): their `mouth_crop` (unless already
+        `cropped`), centred on 0; the mask view resizes it to `MASK_CROP` (area interpolation of the
+        class probabilities)."""
+        crop = ((frames if cropped else self.mouth_crop(frames)) - 0.5).permute(0, 4, 1, 2, 3)
+        if self.view == "mask" and tuple(crop.shape[-2:]) != MASK_CROP:
+            n, c, t = crop.shape[:3]
+            crop = nn.functional.interpolate(crop.reshape(n, c * t, *crop.shape[-2:]), size=MASK_CROP, mode="area").view(n, c, t, *MASK_CROP)
+        return crop
 
     def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
         return self.lip(self.lip_time(x).squeeze(2))
@@ -79,26 +126,27 @@ def clip_scores(judge: nn.Module, frames: torch.Tensor, audio: np.ndarray, chunk
     if n <= 0:
         return None
     device = next(judge.parameters()).device
-    rgb = frames[..., :3].float()
-    video = torch.cat([judge.forward_lip(judge.lip_input(frame_windows(rgb, n)[k : k + chunk].to(device))) for k in range(0, n, chunk)])
-    sound = audio_windows(audio, len(frames)).to(device)
+    viewed = judge.view_frames(frames) if hasattr(judge, "view_frames") else frames[..., :3].float()
+    video = torch.cat([judge.forward_lip(judge.lip_input(frame_windows(viewed, n)[k : k + chunk].to(device))) for k in range(0, n, chunk)])
+    sound = (judge.audio_input(audio, len(frames)) if hasattr(judge, "audio_input") else audio_windows(audio, len(frames))).to(device)
     sound = torch.cat([judge.forward_aud(sound[k : k + chunk]) for k in range(0, n, chunk)])
     return sync_scores(video.cpu(), sound.cpu())
 
 
-def expert_folder(data) -> Path:
-    return data.reader.root / "syncexpert" / f"v{VERSION}"
+def expert_folder(data, view: str = "rgb") -> Path:
+    return data.reader.root / "syncexpert" / (f"v{VERSION}" if view == "rgb" else f"{view}-v{VERSION}")
 
 
 def judge_identity(folder_or_file: Path) -> str:
     """`<kind>:<first 12 hex digits of the weights' sha256>`: which judge gave an LSE value."""
     path = folder_or_file / "expert.pt" if folder_or_file.is_dir() else folder_or_file
-    kind = f"expert-v{VERSION}" if folder_or_file.is_dir() else "syncnet_v2"
+    kind = f"expert-{folder_or_file.name}" if folder_or_file.is_dir() else "syncnet_v2"
     return f"{kind}:" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-def _training_windows(data, recipe: ExpertRecipe) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Per training clip: its frame windows (n, 5, H, W, 3) and MFCC windows (n, 1, 13, 20)."""
+def _training_clips(data, expert: SyncExpert, recipe: ExpertRecipe) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per training clip long enough for the contrastive pairs: its frames as the expert views them
+    (T, H, W, C; the mask view keeps the labels, one-hot per batch) and its MFCC windows (n, 1, 13, 20)."""
     clips = data.split_dataset("train")
     frames, sounds = [], []
     for i in range(len(clips)):
@@ -106,8 +154,14 @@ def _training_windows(data, recipe: ExpertRecipe) -> tuple[list[torch.Tensor], l
         n = window_count(len(clip.frames), len(audio))
         if n <= recipe.min_offset:
             continue
-        frames.append(frame_windows(rgbl(clip.frames)[..., :3], n))
-        sounds.append(audio_windows(audio, len(clip.frames)))
+        if expert.view == "mask" and bool((clip.frames[..., 3] == 255).all()):
+            raise DataError(f"{data.name}: clip {clip.name} has no masks; the mask-sync expert trains on the training split's masks "
+                            "(write them with `facebench parse`)")  # fmt: skip
+        frames.append(clip.frames[..., 3] if expert.view == "mask" else rgbl(clip.frames)[..., :3])
+        sounds.append(expert.audio_input(audio, len(clip.frames)))
+    if not sounds:
+        raise DataError(f"{data.name}: no training clip is long enough for the sync expert (at least {FRAMES_PER_WINDOW + recipe.min_offset + 1} "
+                        "frames and as much audio)")  # fmt: skip
     return frames, sounds
 
 
@@ -116,13 +170,13 @@ def train_expert(data, recipe: ExpertRecipe = ExpertRecipe(), progress: bool = T
     frames apart (same voice and face: only the timing tells them apart)."""
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
-    frames, sounds = _training_windows(data, recipe)
-    model = SyncExpert(recipe.width, recipe.embedding)
+    model = SyncExpert(recipe.width, recipe.embedding, recipe.view)
+    frames, sounds = _training_clips(data, model, recipe)
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    sizes = torch.tensor([len(f) for f in frames])
+    sizes = torch.tensor([len(s) for s in sounds])
     start = time.perf_counter()
     with Progress(console=console, disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"sync expert for {data.name}", total=recipe.steps)
+        task = bar.add_task(f"{recipe.view} sync expert for {data.name}", total=recipe.steps)
         for _ in range(recipe.steps):
             clip = torch.multinomial(sizes.float(), recipe.batch_size, replacement=True, generator=generator)
             at = (torch.rand(recipe.batch_size, generator=generator) * sizes[clip]).long()
@@ -131,9 +185,11 @@ def train_expert(data, recipe: ExpertRecipe = ExpertRecipe(), progress: bool = T
             other = torch.where(synced, at, (at + shift).remainder(sizes[clip]))
             far = (other - at).abs() < recipe.min_offset  # a wrapped shift that landed close: in sync after all
             synced = synced | far
-            lips = torch.stack([frames[c][a] for c, a in zip(clip.tolist(), at.tolist())])
+            lips = model.mouth_crop(torch.stack([frames[c][a : a + FRAMES_PER_WINDOW] for c, a in zip(clip.tolist(), at.tolist())]))
+            if model.view == "mask":
+                lips = one_hot_masks(lips)
             sound = torch.stack([sounds[c][o] for c, o in zip(clip.tolist(), other.tolist())])
-            distance = nn.functional.pairwise_distance(model.forward_lip(model.lip_input(lips)), model.forward_aud(sound))
+            distance = nn.functional.pairwise_distance(model.forward_lip(model.lip_input(lips, cropped=True)), model.forward_aud(sound))
             loss = torch.where(synced, distance.pow(2), (recipe.margin - distance).clamp(min=0).pow(2)).mean()
             optimiser.zero_grad()
             loss.backward()
@@ -165,20 +221,20 @@ def calibration(judge: nn.Module, data) -> dict:
 
 def load_expert(folder: Path) -> SyncExpert:
     card = json.loads((folder / "card.json").read_text())
-    model = SyncExpert(card["recipe"]["width"], card["recipe"]["embedding"])
+    model = SyncExpert(card["recipe"]["width"], card["recipe"]["embedding"], card["recipe"].get("view", "rgb"))
     model.load_state_dict(torch.load(folder / "expert.pt", map_location="cpu", weights_only=True))
     return model.eval()
 
 
-def stored_expert(data, progress: bool = True) -> SyncExpert:
-    """The dataset's sync expert, trained on first use (visibly, under a lock) and stored with it."""
-    folder = expert_folder(data)
+def stored_expert(data, progress: bool = True, view: str = "rgb") -> SyncExpert:
+    """The dataset's sync expert of `view`, trained on first use (visibly, under a lock) and stored with it."""
+    folder = expert_folder(data, view)
     if not (folder / "card.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock"):
             if not (folder / "card.json").is_file():
-                console.print(f"training the sync expert of {data.name} once (stored in {folder})")
-                model, card = train_expert(data, progress=progress)
+                console.print(f"training the {view} sync expert of {data.name} once (stored in {folder})")
+                model, card = train_expert(data, ExpertRecipe(view=view, steps=400 if view == "mask" else ExpertRecipe.steps), progress=progress)
                 scratch = Path(tempfile.mkdtemp(dir=folder.parent))
                 torch.save(model.state_dict(), scratch / "expert.pt")
                 (scratch / "card.json").write_text(json.dumps(card, indent=2))

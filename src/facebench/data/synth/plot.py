@@ -72,11 +72,47 @@ def plot_clip(root: str | Path, clip: str, out: str | Path) -> Path:
     return out
 
 
+def mask_palette():
+    """One colour per class of the 12-class masks (matplotlib colormap; class k at value k)."""
+    from matplotlib.colors import ListedColormap
+
+    from facebench.data.segmentation import CLASSES
+
+    return ListedColormap(plt.get_cmap("tab20").colors[: len(CLASSES)])
+
+
+def plot_frames_and_masks(columns: dict[str, np.ndarray], out: str | Path, title: str = "") -> Path:
+    """Frames side by side (a column per named (H, W, 4) frame: RGB in [0, 1] or 0-255, and its
+    classes), their masks below; a legend of the classes shown."""
+    from facebench.data.segmentation import CLASSES
+
+    out, palette = Path(out), mask_palette()
+    fig, axes = plt.subplots(2, len(columns), figsize=(2.2 * len(columns), 4.8), squeeze=False, constrained_layout=True)
+    present = set()
+    for k, (name, frame) in enumerate(columns.items()):
+        frame = np.asarray(frame, dtype=np.float32)
+        rgb = frame[..., :3] / (255.0 if frame[..., :3].max() > 1.5 else 1.0)
+        axes[0, k].imshow(rgb.clip(0, 1), interpolation="nearest")
+        axes[0, k].set_title(name, fontsize=8)
+        labels = np.where(frame[..., 3] < len(CLASSES), frame[..., 3], np.nan)
+        axes[1, k].imshow(labels, cmap=palette, vmin=-0.5, vmax=len(CLASSES) - 0.5, interpolation="nearest")
+        present |= set(np.unique(frame[..., 3][frame[..., 3] < len(CLASSES)]).astype(int).tolist())
+        for ax in axes[:, k]:
+            ax.set_axis_off()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=palette(c)) for c in sorted(present)]
+    fig.legend(handles, [CLASSES[c] for c in sorted(present)], loc="lower center", ncol=min(len(present), 6), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, -0.06))  # fmt: skip
+    if title:
+        fig.suptitle(title, fontsize=9)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
 def plot_video_clip(root: str | Path, clip: str, out: str | Path) -> Path:
     """One clip of the video corpus: its waveform, the mouth's area in its masks and in the
     oracle's over time, and five frames above their 12-class masks."""
-    from matplotlib.colors import ListedColormap
-
     from facebench.data.segmentation import CLASSES, MOUTH_CLASSES
     from facebench.data.synth.video import video_dataset_name
 
@@ -88,7 +124,7 @@ def plot_video_clip(root: str | Path, clip: str, out: str | Path) -> Path:
     audio, sr = soundfile.read(root / "wav" / f"{clip}.wav")
     t = np.arange(len(frames)) / card["fps"]
     area = lambda f: np.isin(f[..., 3], MOUTH_CLASSES).mean((1, 2)) * 100  # noqa: E731
-    palette = ListedColormap(plt.get_cmap("tab20").colors[: len(CLASSES)])
+    palette = mask_palette()
     fig = plt.figure(figsize=(11, 7.5), constrained_layout=True)
     grid = fig.add_gridspec(4, 5, height_ratios=[0.8, 1, 1.4, 1.4])
     ax = fig.add_subplot(grid[0, :])
