@@ -215,11 +215,21 @@ def test_a_missing_video_dataset_says_where_to_get_it(tmp_path, monkeypatch):
 # -- bench rows ----------------------------------------------------------------------------------
 
 
-def test_anchor_and_calibration_rows_on_synthetic_video(tmp_path, video_tiny):
-    specs = model_specs()
-    names = ("template", "oracle", "ground_truth", "ground_truth_offset")
-    rows = {name: {r["split"]: r for r in run_one(specs[name], "synth-video-tiny", "ci", 0, leaderboards=tmp_path, runs=tmp_path / "runs",
-                                                   progress=False)} for name in names}  # fmt: skip
+ANCHORS = ("template", "oracle", "ground_truth", "ground_truth_offset")
+
+
+@pytest.fixture(scope="module")
+def anchor_rows(tmp_path_factory, video_tiny):
+    """The anchor and calibration rows of the tiny video corpus (ci profile), and their folder."""
+    root = tmp_path_factory.mktemp("video_anchors")
+    rows = {name: {r["split"]: r for r in run_one(model_specs()[name], "synth-video-tiny", "ci", 0, leaderboards=root, runs=root / "runs",
+                                                   progress=False)} for name in ANCHORS}  # fmt: skip
+    return rows, root
+
+
+def test_anchor_and_calibration_rows_on_synthetic_video(anchor_rows):
+    rows, tmp_path = anchor_rows
+    names = ANCHORS
     for split in ("test_seen", "test_unseen"):
         template, oracle, truth, offset = (rows[n][split] for n in names)
         assert oracle["psnr"] > template["psnr"] + 5 and oracle["ssim"] > template["ssim"]
@@ -425,7 +435,7 @@ def test_mead_video_names_give_labels_and_identity_splits(tmp_path):
         FaceDataModule("mead", root=str(root)).setup()
 
 
-def test_evaluate_scores_video_predictions_as_bench_does(tmp_path, video_tiny):
+def test_evaluate_scores_video_predictions_as_bench_does(tmp_path, anchor_rows):
     """The ground truth written as `.npz` predictions scores what the `ground_truth` row scores."""
     from facebench.metrics.evaluate import evaluate_folder
 
@@ -435,8 +445,7 @@ def test_evaluate_scores_video_predictions_as_bench_does(tmp_path, video_tiny):
         frames = clips[i].frames.numpy()
         np.savez_compressed(tmp_path / f"{entry.name}.npz", frames=frames[..., :3], masks=frames[..., 3])
     result = evaluate_folder(tmp_path, "synth-video-tiny", "test_unseen", progress=False)
-    truth = {r["split"]: r for r in run_one(model_specs()["ground_truth"], "synth-video-tiny", "ci", 0, leaderboards=None,
-                                             runs=tmp_path / "runs", progress=False)}["test_unseen"]  # fmt: skip
+    truth = anchor_rows[0]["ground_truth"]["test_unseen"]
     for key in ("psnr", "ssim", "mouth_iou", "miou", "lse_d", "lse_c", "clips"):
         assert result[key] == pytest.approx(truth[key], rel=1e-9), key
     assert result["sync_judge"] == truth["sync_judge"] and result["protocol"] == "own reference frame"

@@ -11,11 +11,15 @@ from torch.nn import functional as F
 from facebench.data.segmentation import MOUTH_CLASSES, N_CLASSES
 from facebench.data.sequence import Batch, ModelInputs, rgbl
 from facebench.models.base import Stage, TalkingFaceModule
-from facebench.models.segtalker.network import SegTalkerNetwork, frames_to_working, working_to_frames
+from facebench.models.segtalker.network import (
+    UNKNOWN,
+    SegTalkerNetwork,
+    classes_at,
+    frames_to_working,
+    working_to_frames,
+)
 from facebench.sync.expert import one_hot_masks, stored_expert
 from facebench.sync.scores import FRAMES_PER_WINDOW, window_count
-
-UNKNOWN = 255
 
 
 def one_hot(labels: torch.Tensor) -> torch.Tensor:
@@ -163,9 +167,9 @@ class SegTalker(TalkingFaceModule):
         return self.network.tsg.audio_windows(features.reshape(len(features), -1, self.audio_per_frame * features.shape[-1]))
 
     def working(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, H, W, 4) frames (stored or float) -> RGB (N, 3, R, R) in [-1, 1], classes (N, R, R), one-hot masks."""
-        rgb, labels = frames_to_working(rgbl(frames), self.resolution)
-        return rgb, labels, one_hot(labels)
+        """(N, H, W, 4) frames (stored or float) -> at R: RGB (N, 3, R, R) in [-1, 1], classes
+        (N, R, R) and each class's share of each pixel (N, 12, R, R) (`frames_to_working`)."""
+        return frames_to_working(rgbl(frames), self.resolution)
 
     # -- losses ----------------------------------------------------------------------------------
 
@@ -220,7 +224,8 @@ class SegTalker(TalkingFaceModule):
         for b, length in enumerate(batch.frame_lengths.tolist()):
             rows.append(batch.frames[b, torch.randint(0, length, (self.frames_per_clip,), device=self.device)])
             clip_of += [b] * self.frames_per_clip
-        real, _, masks = self.working(torch.cat(rows))
+        real, labels, _ = self.working(torch.cat(rows))
+        masks = one_hot(labels)  # painted from whole classes, as at generation
         clip_of = torch.tensor(clip_of, device=self.device)
         if self.training and self.colour_jitter > 0:
             gains = 1 + self.colour_jitter * (2 * torch.rand(len(batch), N_CLASSES, 3, device=self.device) - 1)
@@ -266,22 +271,25 @@ class SegTalker(TalkingFaceModule):
     # -- generation ------------------------------------------------------------------------------
 
     def segment(self, inputs: ModelInputs, chunk: int = 64) -> list[torch.Tensor]:
-        """TSG alone: per clip, the generated classes (T, R, R), with the reference mask as the pose source."""
+        """TSG alone: per clip, the mask logits (T, 12, R, R) of its frames, with the reference mask
+        as the pose source."""
         _, _, reference = self.working(inputs.templates)
         features = self.audio_features(inputs.audio, inputs.audio_lengths, inputs.n_frames)
-        masks = []
+        logits = []
         for b, length in enumerate(inputs.n_frames.tolist()):
             parts = []
             for start in range(0, length, chunk):
                 n = min(chunk, length - start)
                 ref = reference[b : b + 1].expand(n, -1, -1, -1)
-                parts.append(self.network.tsg(ref, ref, features[b, start : start + n]).argmax(1))
-            masks.append(torch.cat(parts))
-        return masks
+                parts.append(self.network.tsg(ref, ref, features[b, start : start + n]))
+            logits.append(torch.cat(parts))
+        return logits
 
-    def paint(self, labels: torch.Tensor, reference: torch.Tensor, codes: torch.Tensor | None = None, chunk: int = 64) -> torch.Tensor:
+    def paint(self, labels: torch.Tensor, reference: torch.Tensor, codes: torch.Tensor | None = None, classes: torch.Tensor | None = None,
+              chunk: int = 64) -> torch.Tensor:  # fmt: skip
         """Classes (T, R, R) painted with one reference frame (H, W, 4) or given region codes (12,
-        n_codes, style_dim) -> frames (T, H, W, 4) at the reference's size."""
+        n_codes, style_dim) -> frames (T, H, W, 4) at the reference's size, whose class channel is
+        `classes` (T, H, W) where given, else `labels` resized."""
         ref_rgb, _, ref_masks = self.working(reference[None])
         if codes is None:
             codes = self.network.style_codes(ref_rgb, ref_masks)[0] if self.network.generator_kind == "regions" else None
@@ -291,14 +299,15 @@ class SegTalker(TalkingFaceModule):
             n = len(part)
             rgb = self.network.paint(one_hot(part), None if codes is None else codes[None].expand(n, -1, -1, -1),
                                      ref_rgb.expand(n, -1, -1, -1), ref_masks.expand(n, -1, -1, -1))  # fmt: skip
-            out.append(working_to_frames(rgb, part, reference.shape[0]))
+            out.append(working_to_frames(rgb, part if classes is None else classes[start : start + chunk], reference.shape[0]))
         return torch.cat(out)
 
     def generate(self, inputs: ModelInputs, seed: int | None = None) -> torch.Tensor:
         """TSG's masks from the audio and the reference mask, painted by SGI with the reference
-        frame's region codes; frames past a clip's length repeat its reference frame."""
+        frame's region codes; the class channel is the logits' argmax at the frames' size. Frames
+        past a clip's length repeat its reference frame."""
         templates = inputs.templates
         out = templates[:, None].repeat(1, inputs.max_frames, 1, 1, 1)
-        for b, labels in enumerate(self.segment(inputs)):
-            out[b, : len(labels)] = self.paint(labels, templates[b])
+        for b, logits in enumerate(self.segment(inputs)):
+            out[b, : len(logits)] = self.paint(logits.argmax(1), templates[b], classes=classes_at(logits, templates.shape[1]))
         return out

@@ -23,6 +23,9 @@ from torch.nn import functional as F
 
 from facebench.data.segmentation import N_CLASSES
 from facebench.models.components.audio_encoders import build_audio_encoder
+from facebench.sync.expert import one_hot_masks
+
+UNKNOWN = 255
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -266,21 +269,34 @@ class SegTalkerNetwork(nn.Module):
         return self.generator(torch.cat([reference, reference_masks, masks], 1))
 
 
-def frames_to_working(frames: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, H, W, 4) float frames (RGB in [0, 1], class) -> RGB (N, 3, R, R) in [-1, 1] (area or
-    bilinear resizing) and the class map (N, R, R) long (nearest; 255 stays unknown)."""
+def frames_to_working(frames: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, H, W, 4) float frames (RGB in [0, 1], class) -> at the working resolution R: RGB
+    (N, 3, R, R) in [-1, 1] (area or bilinear resizing), the masks (N, 12, R, R) as each class's
+    share of every pixel (the one-hot masks area-resized: thin regions such as the lips survive a
+    downsizing) and the classes (N, R, R) long, their argmax (255 where no class covers half a pixel)."""
     rgb = rearrange(frames[..., :3], "n h w c -> n c h w") * 2 - 1
-    labels = frames[..., 3].round().long()
+    masks = one_hot_masks(frames[..., 3]).permute(0, 3, 1, 2)
     if frames.shape[1] != resolution:
         mode = "area" if frames.shape[1] > resolution else "bilinear"
         rgb = F.interpolate(rgb, size=(resolution, resolution), mode=mode)
-        labels = F.interpolate(labels[:, None].float(), size=(resolution, resolution), mode="nearest")[:, 0].long()
-    return rgb, labels
+        masks = F.interpolate(masks, size=(resolution, resolution), mode=mode)
+    share, labels = masks.max(1)
+    return rgb, torch.where(share >= 0.5, labels, torch.full_like(labels, UNKNOWN)), masks
 
 
-def working_to_frames(rgb: torch.Tensor, labels: torch.Tensor, size: int) -> torch.Tensor:
-    """RGB (N, 3, R, R) in [-1, 1] and classes (N, R, R) -> (N, size, size, 4) frames (RGB in [0, 1], class)."""
+def classes_at(logits: torch.Tensor, size: int) -> torch.Tensor:
+    """Mask logits (N, 12, R, R) -> classes (N, size, size): the argmax of the logits resized
+    bilinearly (sharper borders than resizing the classes)."""
+    if logits.shape[-1] != size:
+        logits = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+    return logits.argmax(1)
+
+
+def working_to_frames(rgb: torch.Tensor, classes: torch.Tensor, size: int) -> torch.Tensor:
+    """RGB (N, 3, R, R) in [-1, 1] and classes (N, R', R') -> (N, size, size, 4) frames (RGB in
+    [0, 1], class); RGB resized bilinearly, classes by nearest neighbour where not already at `size`."""
     if rgb.shape[-1] != size:
         rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False)
-        labels = F.interpolate(labels[:, None].float(), size=(size, size), mode="nearest")[:, 0]
-    return torch.cat([rearrange((rgb.clamp(-1, 1) + 1) / 2, "n c h w -> n h w c"), labels[..., None].float()], -1)
+    if classes.shape[-1] != size:
+        classes = F.interpolate(classes[:, None].float(), size=(size, size), mode="nearest")[:, 0]
+    return torch.cat([rearrange((rgb.clamp(-1, 1) + 1) / 2, "n c h w -> n h w c"), classes[..., None].float()], -1)
