@@ -47,6 +47,7 @@ def smoke_commands(synth_tiny: Path, run: Path, checkpoint: Path, tmp: Path) -> 
         "lipreader": ["lipreader", "--data", "synth-tiny", "--root", str(synth_tiny)],
         "drift": ["drift", "--help"],  # run for one model in test_bench.py
         "parse": ["parse", "--help"],  # run on a fabricated checkpoint and video set in test_video.py
+        "edit": ["edit", "--help"],  # run on a trained SegTalker in test_segtalker.py
         "fit": ["fit", "--model", "FaceFormer", *data, *short, *lightning_args(tmp)],
         "validate": ["validate", "--config", str(run / "cli.yaml"), "--ckpt_path", str(checkpoint), *short[2:], *lightning_args(tmp)],
         "test": ["test", "--config", str(run / "cli.yaml"), "--ckpt_path", str(checkpoint), *lightning_args(tmp)],

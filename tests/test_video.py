@@ -246,7 +246,7 @@ def test_anchor_and_calibration_rows_on_synthetic_video(anchor_rows):
     saved = next((tmp_path / "runs").glob("synth-video-tiny/template-*/predictions/test_seen/*.npz"))
     kept = np.load(saved)
     assert kept["frames"].dtype == np.uint8 and kept["frames"].shape[1:] == (64, 64, 3) and kept["masks"].max() < 12
-    assert [s.name for s in resolve_models("all", "synth-video-tiny")] == ["ground_truth", "ground_truth_offset", "oracle", "template"]
+    assert [s.name for s in resolve_models("all", "synth-video-tiny")] == ["ground_truth", "ground_truth_offset", "oracle", "segtalker", "template"]
     assert "ground_truth" not in [s.name for s in resolve_models("all", "synth-tiny")]
 
 
