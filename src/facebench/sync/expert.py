@@ -55,6 +55,10 @@ class ExpertRecipe:
     view: str = "rgb"  # "rgb": the frames' pixels; "mask": their segmentation (the mask-sync expert)
 
 
+# The stored experts' recipes, per view (the mask view's 12-channel input learns in fewer steps).
+RECIPES = {"rgb": ExpertRecipe(), "mask": ExpertRecipe(view="mask", steps=400)}
+
+
 def one_hot_masks(labels: torch.Tensor) -> torch.Tensor:
     """Class maps (...) -> (..., 12) float one-hot; unknown pixels (255) all zero."""
     labels = labels.round() if labels.is_floating_point() else labels
@@ -126,9 +130,9 @@ def clip_scores(judge: nn.Module, frames: torch.Tensor, audio: np.ndarray, chunk
     if n <= 0:
         return None
     device = next(judge.parameters()).device
-    viewed = judge.view_frames(frames) if hasattr(judge, "view_frames") else frames[..., :3].float()
+    viewed = judge.view_frames(frames)
     video = torch.cat([judge.forward_lip(judge.lip_input(frame_windows(viewed, n)[k : k + chunk].to(device))) for k in range(0, n, chunk)])
-    sound = (judge.audio_input(audio, len(frames)) if hasattr(judge, "audio_input") else audio_windows(audio, len(frames))).to(device)
+    sound = judge.audio_input(audio, len(frames)).to(device)
     sound = torch.cat([judge.forward_aud(sound[k : k + chunk]) for k in range(0, n, chunk)])
     return sync_scores(video.cpu(), sound.cpu())
 
@@ -234,7 +238,7 @@ def stored_expert(data, progress: bool = True, view: str = "rgb") -> SyncExpert:
         with FileLock(str(folder) + ".lock"):
             if not (folder / "card.json").is_file():
                 console.print(f"training the {view} sync expert of {data.name} once (stored in {folder})")
-                model, card = train_expert(data, ExpertRecipe(view=view, steps=400 if view == "mask" else ExpertRecipe.steps), progress=progress)
+                model, card = train_expert(data, RECIPES[view], progress=progress)
                 scratch = Path(tempfile.mkdtemp(dir=folder.parent))
                 torch.save(model.state_dict(), scratch / "expert.pt")
                 (scratch / "card.json").write_text(json.dumps(card, indent=2))

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from facebench.sync.scores import audio_windows
 from facebench.weights import load_published
 
 
@@ -53,6 +54,14 @@ class SyncNet(nn.Module):
 
     def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
         return self.netfclip(self.netcnnlip(x).flatten(1))
+
+    def view_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., H, W, 4) frames -> the RGB it judges (..., H, W, 3)."""
+        return frames[..., :3].float()
+
+    def audio_input(self, audio, n_frames: int) -> torch.Tensor:
+        """A clip's 16 kHz samples -> its MFCC windows (N, 1, 13, 20), the official recipe."""
+        return audio_windows(audio, n_frames)
 
     def lip_input(self, frames: torch.Tensor) -> torch.Tensor:
         """Windows of frames (N, 5, H, W, 3) RGB in [0, 1] -> the official input: the whole frame
