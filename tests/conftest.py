@@ -75,3 +75,11 @@ def short_run(synth_tiny, tmp_path_factory):
     return out, rows
 
 
+
+
+@pytest.fixture(scope="session")
+def alexnet_checkpoint(tmp_path_factory):
+    """torchvision's AlexNet checkpoint layout (random weights), for LPIPS."""
+    from tests.fabricate import write_alexnet_checkpoint
+
+    return write_alexnet_checkpoint(tmp_path_factory.mktemp("alexnet") / "alexnet-owt-7be5be79.pth")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+import torch
 
 
 def write_clip(root: Path, name: str, n_frames: int, n_vertices: int, fps: float, sample_rate: int, seed: int) -> np.ndarray:
@@ -135,3 +136,22 @@ def write_video_dataset(root: Path, clips: dict[str, int], size: int, fps: float
             labels = np.stack([np.minimum((y * 12 + t / n_frames) .astype(np.uint8), 11) for t in range(n_frames)])
             np.savez_compressed(root / "masks" / f"{name}.npz", masks=labels)
     return root
+
+
+# torchvision's AlexNet checkpoint (alexnet-owt-7be5be79.pth): its layers' names and weight shapes,
+# as `torchvision.models.alexnet().state_dict()` has them (each with a bias of the first dimension).
+TORCHVISION_ALEXNET = {"features.0": (64, 3, 11, 11), "features.3": (192, 64, 5, 5), "features.6": (384, 192, 3, 3), "features.8": (256, 384, 3, 3),
+                       "features.10": (256, 256, 3, 3), "classifier.1": (4096, 9216), "classifier.4": (4096, 4096), "classifier.6": (1000, 4096)}  # fmt: skip
+
+
+def write_alexnet_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A state dict in torchvision's AlexNet layout, random weights (He-scaled, so features neither
+    vanish nor explode): the layout is tested, not ImageNet's features."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in TORCHVISION_ALEXNET.items():
+        fan_in = int(np.prod(shape[1:]))
+        state[f"{name}.weight"] = torch.randn(shape, generator=generator) * (2 / fan_in) ** 0.5
+        state[f"{name}.bias"] = torch.zeros(shape[0])
+    torch.save(state, path)
+    return path

@@ -98,17 +98,25 @@ def donor_name(clips, subject: str) -> str:
     return next(clips.entries[i].name for i in range(len(clips)) if clips.entries[i].subject != subject)
 
 
-def test_segtalker_on_hdtf_needs_the_dataset_and_runs_on_its_layout(tmp_path, monkeypatch):
+def test_segtalker_on_hdtf_needs_the_dataset_and_runs_on_its_layout(tmp_path, monkeypatch, alexnet_checkpoint):
     """Without the folder: the missing-dataset message. On a fabricated HDTF set (512 px, nine
-    subjects, 6 frames a clip): the ci profile end to end, one epoch per stage; the clips are too
-    short for the mask-sync expert's windows, so its loss is off here (sync_weight 0)."""
+    subjects, 6 frames a clip): the ci profile end to end, one epoch per stage, with the LPIPS loss
+    and columns from a checkpoint in torchvision's AlexNet layout; the clips are too short for the
+    mask-sync expert's windows, so its loss is off here (sync_weight 0)."""
     monkeypatch.setenv("FACEBENCH_DATA", str(tmp_path))
+    monkeypatch.delenv("FACEBENCH_ALEXNET", raising=False)
     with pytest.raises(DataError, match="HDTF"):
         run_one(model_specs()["segtalker"], "hdtf", "ci", 0, leaderboards=None, runs=tmp_path / "runs", progress=False)
     root = write_video_dataset(tmp_path / "hdtf", {f"WDA_Speaker{k}_{c:03d}": 6 for k in range(9) for c in (0, 1)}, size=512)
-    overrides = {"model": {"init_args": {"sync_weight": 0.0}}, "stages": {s: {"trainer": {"max_epochs": 1, "check_val_every_n_epoch": 1}} for s in ("tsg", "sgi")}}
+    one_epoch = {"stages": {s: {"trainer": {"max_epochs": 1, "check_val_every_n_epoch": 1}} for s in ("tsg", "sgi")}}
+    with pytest.raises(FacebenchError, match="alexnet-owt-7be5be79.pth"):  # the LPIPS loss without its weights
+        run_one(model_specs()["segtalker"], "hdtf", "ci", 0, root=str(root), leaderboards=None, runs=tmp_path / "runs", progress=False,
+                overrides={"model": {"init_args": {"sync_weight": 0.0, "lpips_weight": 0.8}}, **one_epoch})  # fmt: skip
+    lpips = {"lpips_weight": 0.8, "alexnet": str(alexnet_checkpoint)}
+    overrides = {"model": {"init_args": {"sync_weight": 0.0, **lpips}}, "evaluation": {"alexnet": str(alexnet_checkpoint)}, **one_epoch}
     rows = run_one(model_specs()["segtalker"], "hdtf", "ci", 0, root=str(root), leaderboards=tmp_path, runs=tmp_path / "runs", progress=False,
                    overrides=overrides)  # fmt: skip
     assert [r["split"] for r in rows] == ["test"] and rows[0]["clips"] == 2 and 0 < rows[0]["psnr"] < 80
+    assert rows[0]["lpips"] > 0 and rows[0]["lpips_net"].startswith("alexnet:")
     saved = np.load(next((tmp_path / "runs").glob("hdtf/segtalker-*/predictions/test/*.npz")))
     assert saved["frames"].shape[1:] == (512, 512, 3) and saved["masks"].max() < 12

@@ -154,6 +154,61 @@ def test_a_model_without_masks_has_no_iou():
     assert values["psnr"] == pytest.approx(80.0)
 
 
+# -- LPIPS ---------------------------------------------------------------------------------------
+
+
+def test_lpips_equals_torchmetrics_lpips_on_the_same_backbone(alexnet_checkpoint, monkeypatch):
+    """Parity with torchmetrics' LPIPS (its own port of richzhang/PerceptualSimilarity, its v0.1
+    heads), which needs torchvision only to build AlexNet: given our AlexNet's features instead,
+    both compute the same distances and the same spatial maps."""
+    import torchmetrics.functional.image.lpips as reference
+
+    from facebench.metrics.lpips import load_lpips
+
+    ours = load_lpips(alexnet_checkpoint)
+    monkeypatch.setattr(reference, "_get_tv_model_features", lambda net, pretrained=False: ours.features)
+    theirs, theirs_spatial = (reference._LPIPS(pretrained=True, net="alex", pnet_rand=True, spatial=s) for s in (False, True))
+    a, b = torch.rand(2, 3, 64, 80), torch.rand(2, 3, 64, 80)
+    b[1] = a[1] * 0.9 + 0.05  # a near pair beside a far one
+    assert ours(a, b).tolist() == pytest.approx(theirs(a, b, normalize=True).flatten().tolist(), rel=1e-5)
+    assert torch.allclose(ours.maps(a, b), theirs_spatial(a, b, normalize=True)[:, 0], rtol=1e-5, atol=1e-7)
+
+
+def test_lpips_columns_load_torchvisions_alexnet_layout_and_follow_the_regions(alexnet_checkpoint, tmp_path, monkeypatch):
+    from facebench.metrics.lpips import ALEXNET_ENV, lpips_from
+
+    monkeypatch.delenv(ALEXNET_ENV, raising=False)
+    assert lpips_from() == (None, "")
+    lpips, identity = lpips_from(str(alexnet_checkpoint))
+    assert identity.startswith("alexnet:") and identity.endswith("-lpips-v0.1")
+
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(0.2, 0.8, (4, 64, 64, 3))
+    masks = np.full((4, 64, 64), CLASSES.index("skin"), np.uint8)
+    masks[:, :20] = CLASSES.index("hair")
+    same, without = VideoMetrics(lpips), VideoMetrics()
+    for metrics in (same, without):
+        metrics.update(frames_of(rgb, masks)[None], frames_of(rgb, masks)[None])
+    assert "lpips" not in without.compute()
+    assert all(float(same.compute()[k]) == pytest.approx(0, abs=1e-9) for k in ("lpips", "lpips_skin", "lpips_hair"))
+    changed = rgb.copy()
+    changed[:, :20] = rng.uniform(0, 1, (4, 20, 64, 3))  # the hair repainted, the skin untouched
+    scored = VideoMetrics(lpips)
+    scored.update(frames_of(changed, masks)[None], frames_of(rgb, masks)[None])
+    values = {k: float(v) for k, v in scored.compute().items()}
+    assert values["lpips_hair"] > 2 * values["lpips_skin"] and values["lpips"] > 0
+    # two processes' sums merge into one's
+    halves = VideoMetrics(lpips), VideoMetrics(lpips)
+    for k, half in enumerate(halves):
+        half.update(frames_of(changed[2 * k : 2 * k + 2], masks[:2])[None], frames_of(rgb[2 * k : 2 * k + 2], masks[:2])[None])
+    halves[0].merge_state(halves[1])
+    assert float(halves[0].compute()["lpips_hair"]) == pytest.approx(values["lpips_hair"], rel=1e-9)
+
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    for path, message in ((tmp_path / "none.pth", "no such file"), (tmp_path / "other.pth", "keys and shapes")):
+        with pytest.raises(FacebenchError, match=message):
+            lpips_from(str(path))
+
 # -- the reader ----------------------------------------------------------------------------------
 
 

@@ -26,16 +26,19 @@ from facebench.models.base import TalkingFaceModule
 
 class MeshMetricsCallback(L.Callback):
     def __init__(self, lip_reader: ReferenceLipReader | None = None, stored_lip_reader: bool = False,
-                 sync_judge: nn.Module | None = None, sync_judge_identity: str = ""):  # fmt: skip
+                 sync_judge: nn.Module | None = None, sync_judge_identity: str = "", lpips: nn.Module | None = None,
+                 lpips_identity: str = ""):  # fmt: skip
         super().__init__()
         self.lip_reader, self.use_stored_reader = lip_reader, stored_lip_reader
-        # Video: the dataset's lip-sync judge (built by the runner, like the lip reader), used at test.
+        # Video: the dataset's lip-sync judge (built by the runner, like the lip reader) and the
+        # LPIPS network where its backbone is given, used at test.
         self.sync_judge, self.sync_judge_identity = sync_judge, sync_judge_identity
+        self.lpips, self.lpips_identity = lpips, lpips_identity
         self.results: dict[str, dict[str, float | str]] = {}
         self._metrics: dict[str, ConditionedMetrics] = {}
 
     def _build(self, trainer: L.Trainer, pl_module, splits: list[str], lip_reader: ReferenceLipReader | None = None,
-               sync_judge: nn.Module | None = None) -> None:  # fmt: skip
+               sync_judge: nn.Module | None = None, lpips: nn.Module | None = None) -> None:  # fmt: skip
         data = trainer.datamodule
         regions = data.regions()
         samples = getattr(pl_module, "evaluation_samples", 1) if getattr(pl_module, "stochastic", False) else 1
@@ -43,7 +46,7 @@ class MeshMetricsCallback(L.Callback):
         for split in splits:
             spec = data.preset.split(split)
             metrics = ConditionedMetrics(data.preset, regions, len(data.train_subjects), seen=spec.seen, lip_reader=lip_reader,
-                                         samples=samples, mixed=spec.mixed, sync_judge=sync_judge)  # fmt: skip
+                                         samples=samples, mixed=spec.mixed, sync_judge=sync_judge, lpips=lpips)  # fmt: skip
             self._metrics[split] = metrics.to(pl_module.device)
         self._region_set = data.preset.region_set
         # Models that classify the emotion they hear are scored on it where the dataset labels emotions.
@@ -87,7 +90,7 @@ class MeshMetricsCallback(L.Callback):
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self._reader = self._test_reader(trainer)
-        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names), self._reader, self.sync_judge)
+        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names), self._reader, self.sync_judge, self.lpips)
         self.results = {}
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
@@ -108,7 +111,8 @@ class MeshMetricsCallback(L.Callback):
                 pl_module.log(f"test/{split}/{key}", float(value), add_dataloader_idx=False)
             self.results[split] = {**values, "protocol": metrics.protocol, "region_set": self._region_set,
                                    "per_reader": self._reader.identity if self._reader is not None else "",
-                                   "sync_judge": self.sync_judge_identity if self.sync_judge is not None else ""}  # fmt: skip
+                                   "sync_judge": self.sync_judge_identity if self.sync_judge is not None else "",
+                                   "lpips_net": self.lpips_identity if self.lpips is not None else ""}  # fmt: skip
 
 
 def trainable_parameters(module: nn.Module) -> int:

@@ -13,6 +13,10 @@
 - Region PSNR (`psnr_skin`, `psnr_hair`): texture preservation. The squared RGB error summed over
   the pixels the ground truth's mask puts in the region, on frames whose masks are known, pooled over
   the split: 10·log10(1 / (SSE / pixels·3 + 1e-8)).
+- LPIPS (`lpips`, where the AlexNet backbone is given; facebench.metrics.lpips): v0.1 with AlexNet
+  on the whole frame at the dataset's resolution, per frame, the mean over all frames. Region LPIPS
+  (`lpips_skin`, `lpips_hair`): LPIPS's spatial map (each layer upsampled to the frame) averaged over
+  the pixels the ground truth's mask puts in the region, pooled over the split.
 
 - LSE-D / LSE-C: the lip-sync distance and confidence of the dataset's sync judge (the official
   SyncNet, or the synthetic corpus' expert) on the generated frames against the clip's audio, as the
@@ -34,6 +38,7 @@ from torchmetrics import Metric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from facebench.data.segmentation import CLASSES, MOUTH_CLASSES, N_CLASSES
+from facebench.metrics.lpips import distance, distance_maps
 from facebench.metrics.mesh import MetricInputError
 from facebench.sync.expert import clip_scores
 
@@ -71,13 +76,19 @@ def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class VideoMetrics(Metric):
-    """PSNR, SSIM, mouth IoU, mIoU and frames dropped in one pass per clip."""
+    """PSNR, SSIM, mouth IoU, mIoU, region PSNR, frames dropped and, given an `lpips` network,
+    LPIPS and region LPIPS, in one pass per clip."""
 
     full_state_update = False
     higher_is_better = True
+    lpips_chunk = 16  # frames per LPIPS pass: AlexNet's first maps of 512-px frames are large
 
-    def __init__(self, **kwargs):
+    def __init__(self, lpips: torch.nn.Module | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.lpips = lpips
+        self.add_state("lpips_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("region_lpips", default=torch.zeros(len(TEXTURE_REGIONS), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("lpips_pixels", default=torch.zeros(len(TEXTURE_REGIONS), dtype=torch.float64), dist_reduce_fx="sum")
         for name in ("psnr_sum", "ssim_sum", "frames", "frames_dropped", "mask_frames", "mouth_intersection", "mouth_union"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("class_intersection", default=torch.zeros(N_CLASSES, dtype=torch.float64), dist_reduce_fx="sum")
@@ -96,6 +107,8 @@ class VideoMetrics(Metric):
         self.ssim_sum += ssim_per_frame(pred[..., :3], target[..., :3]).sum()
         self.frames += len(pred)
         self.frames_dropped += dropped
+        if self.lpips is not None:
+            self._update_lpips(pred, target)
         predicted, truth = pred[..., 3].round().long(), target[..., 3].round().long()
         known = ((predicted != UNKNOWN) & (truth != UNKNOWN)).flatten(1).all(1)
         if not known.any():
@@ -119,10 +132,31 @@ class VideoMetrics(Metric):
         self.class_intersection += diagonal
         self.class_union += confusion.sum(0) + confusion.sum(1) - diagonal
 
+    @torch.no_grad()
+    def _update_lpips(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if min(pred.shape[1:3]) < 32:
+            raise MetricInputError(f"expected frames of at least 32 px for LPIPS (AlexNet's smallest input), found {tuple(pred.shape[1:3])}")
+        to_nchw = lambda x: x[..., :3].permute(0, 3, 1, 2).float()  # noqa: E731
+        for start in range(0, len(pred), self.lpips_chunk):
+            p, t = pred[start : start + self.lpips_chunk], target[start : start + self.lpips_chunk]
+            layers = self.lpips.layer_distances(to_nchw(p.clamp(0, 1)), to_nchw(t))
+            self.lpips_sum += distance(layers).double().sum()
+            maps = distance_maps(layers, p.shape[1:3]).double()
+            truth = t[..., 3].round().long()
+            for k, region in enumerate(TEXTURE_REGIONS):
+                inside = truth == CLASSES.index(region)  # unknown masks (255) are in no region
+                self.region_lpips[k] += maps[inside].sum()
+                self.lpips_pixels[k] += inside.sum()
+
     def compute(self) -> dict[str, torch.Tensor]:
         nan = torch.tensor(math.nan, dtype=torch.float64, device=self.frames.device)
         present = self.class_union > 0
-        return {
+        perceptual = {}
+        if self.lpips is not None:
+            perceptual = {"lpips": self.lpips_sum / self.frames} | {
+                f"lpips_{region}": self.region_lpips[k] / self.lpips_pixels[k] if self.lpips_pixels[k] > 0 else nan
+                for k, region in enumerate(TEXTURE_REGIONS)}  # fmt: skip
+        return perceptual | {
             "psnr": self.psnr_sum / self.frames,
             "ssim": self.ssim_sum / self.frames,
             "mouth_iou": self.mouth_intersection / self.mouth_union if self.mouth_union > 0 else nan,

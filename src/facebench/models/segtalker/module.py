@@ -10,6 +10,8 @@ from torch.nn import functional as F
 
 from facebench.data.segmentation import MOUTH_CLASSES, N_CLASSES
 from facebench.data.sequence import Batch, ModelInputs, rgbl
+from facebench.errors import FacebenchError
+from facebench.metrics.lpips import ALEXNET_ENV, ALEXNET_FILE, lpips_from
 from facebench.models.base import Stage, TalkingFaceModule
 from facebench.models.segtalker.network import (
     UNKNOWN,
@@ -63,6 +65,10 @@ class SegTalker(TalkingFaceModule):
         l1_weight, adversarial_weight, r1_weight, r1_every: SGI's reconstruction (L1, RGB in
             [-1, 1]), non-saturating adversarial loss, and R1 penalty on real frames every
             `r1_every` steps (E4S: adversarial 0.01, R1 10). [ours]
+        lpips_weight, alexnet: SGI's LPIPS loss (v0.1, AlexNet; facebench.metrics.lpips) and the
+            path of torchvision's AlexNet weights it needs (else $FACEBENCH_ALEXNET); E4S weighs it
+            0.8. 0: off (the CPU profiles: no ImageNet weights can be assumed there). [paper] the
+            term, E4S's weight.
         lr: TSG's Adam learning rate; sgi_lr and betas: SGI's (generator and discriminator). [ours]
     """
 
@@ -101,6 +107,8 @@ class SegTalker(TalkingFaceModule):
         adversarial_weight: float = 0.01,
         r1_weight: float = 10.0,
         r1_every: int = 4,
+        lpips_weight: float = 0.0,
+        alexnet: str | None = None,
         sgi_lr: float = 2e-3,
         betas: tuple[float, float] = (0.0, 0.99),
     ):
@@ -115,9 +123,11 @@ class SegTalker(TalkingFaceModule):
         class_weights = torch.ones(N_CLASSES)
         class_weights[list(MOUTH_CLASSES)] = mouth_weight
         self.register_buffer("class_weights", class_weights, persistent=False)
-        self.weights = {"sync": sync_weight, "l1": l1_weight, "adversarial": adversarial_weight, "r1": r1_weight}
+        self.weights = {"sync": sync_weight, "l1": l1_weight, "adversarial": adversarial_weight, "r1": r1_weight, "lpips": lpips_weight}
+        self.alexnet = alexnet
         self.r1_every, self.sgi_lr, self.betas, self.colour_jitter = r1_every, sgi_lr, tuple(betas), colour_jitter
         self._sync_expert: list = []  # the dataset's frozen mask-sync expert, outside the module tree (never trained, never saved)
+        self._lpips: list = []  # likewise the LPIPS network of the loss
 
     # -- dataset facts ---------------------------------------------------------------------------
 
@@ -127,6 +137,13 @@ class SegTalker(TalkingFaceModule):
         if self.weights["sync"] > 0 and datamodule is not None and not self._sync_expert:
             expert = stored_expert(datamodule, progress=False, view="mask").requires_grad_(False)
             self._sync_expert.append(expert)
+        if self.weights["lpips"] > 0 and not self._lpips:
+            lpips, _ = lpips_from(self.alexnet)
+            if lpips is None:
+                raise FacebenchError(f"lpips_weight is {self.weights['lpips']}: SGI's LPIPS loss needs {ALEXNET_FILE}; give its path with "
+                                     f"--set model.init_args.alexnet=PATH or ${ALEXNET_ENV}, or turn the loss off with "
+                                     "--set model.init_args.lpips_weight=0")  # fmt: skip
+            self._lpips.append(lpips.to(self.device))
 
     @property
     def sync_expert(self):
@@ -240,6 +257,10 @@ class SegTalker(TalkingFaceModule):
         fake, real, masks = self.painter_batch(batch)
         losses = {"l1": (fake - real).abs().mean()}
         losses["loss"] = self.weights["l1"] * losses["l1"]
+        if self.weights["lpips"] > 0:
+            lpips = self._lpips[0].to(self.device)
+            losses["lpips"] = lpips((fake + 1) / 2, (real + 1) / 2).mean()  # LPIPS takes [0, 1]
+            losses["loss"] = losses["loss"] + self.weights["lpips"] * losses["lpips"]
         return losses, (fake, real, masks)
 
     def training_step(self, batch: Batch, batch_idx: int):
