@@ -1,7 +1,8 @@
 """Seconds per 1,000 frames of the video modality's metrics, streamed one clip at a time as the test
 loop does: `VideoMetrics` (PSNR, SSIM, mouth IoU, mIoU, frames dropped in one pass per clip) against
 torchmetrics' own PSNR and SSIM classes updated frame by frame in float64 (the reference path,
-without the masks), and the lip-sync judge (`LipSync` with the synthetic corpus' sync expert, or
+without the masks), `VideoMetrics` with LPIPS (AlexNet with random weights: its cost does not
+depend on them), and the lip-sync judge (`LipSync` with the synthetic corpus' sync expert, or
 the official SyncNet architecture with random weights: its cost does not depend on them).
 
     python benchmarks/video_metrics_speed.py [--frames 1000] [--clip 40] [--sizes 64,96,256] [--repeats 3]
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from facebench.metrics.lpips import LPIPS, AlexNet
 from facebench.metrics.video import LipSync, VideoMetrics
 from facebench.sync import SyncExpert, SyncNet
 
@@ -75,6 +77,15 @@ def main() -> None:
         scale = 1000 / args.frames
         print(f"{size:>4} px: VideoMetrics {mine * scale:.2f} s per 1,000 frames; torchmetrics PSNR + SSIM per frame in float64 "
               f"{reference * scale:.2f} s; ratio {reference / mine:.1f}x")  # fmt: skip
+        with_lpips = VideoMetrics(LPIPS(AlexNet().features))
+
+        def score_with_lpips():
+            with_lpips.reset()
+            for pred, target in clips:
+                with_lpips.update(pred, target)
+            with_lpips.compute()
+
+        print(f"{'':>4}     VideoMetrics with LPIPS {fastest(score_with_lpips, 1) * scale:.2f} s per 1,000 frames")
         expert = LipSync(SyncExpert())
         audio = np.random.default_rng(0).uniform(-0.3, 0.3, int(args.clip / 25 * 16000))
 

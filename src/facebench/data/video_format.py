@@ -29,16 +29,19 @@ UNKNOWN_CLASS = 255
 
 
 def video_header(path: Path) -> tuple[int, float, tuple[int, int]]:
-    """(frames, fps, (width, height)) of a video from its container, without decoding it."""
-    import imageio_ffmpeg
+    """(frames, fps, (width, height)) of a video from its container, without decoding it: PyAV reads
+    the header in-process (about 2 ms a clip, against 90 ms for an ffmpeg process). Frames: the
+    container's count, else the duration times the frame rate."""
+    import av
 
     try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        reader.close()
-    except Exception as exc:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate)
+            frames = stream.frames or round(float(stream.duration * stream.time_base if stream.duration else container.duration / av.time_base) * fps)
+            return int(frames), fps, (stream.codec_context.width, stream.codec_context.height)
+    except (av.error.FFmpegError, IndexError, TypeError, ZeroDivisionError) as exc:
         raise DataError(path, "a decodable video", f"an unreadable file ({exc})") from exc
-    return int(round(meta["duration"] * meta["fps"])), float(meta["fps"]), tuple(meta["size"])
 
 
 class VideoFormat(FaceFormerFormat):
