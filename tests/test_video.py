@@ -398,6 +398,26 @@ def test_syncnet_loads_a_checkpoint_with_the_official_keys(tmp_path):
         load_syncnet(tmp_path / "absent.model")
 
 
+def test_the_sync_expert_is_the_same_whatever_threads_its_caller_has(video_tiny):
+    """A stored judge is trained on its recipe's threads (1 and 2 threads would give two experts)."""
+    from dataclasses import replace
+
+    from facebench.sync.expert import RECIPES, train_expert
+
+    data = FaceDataModule("synth-video-tiny")
+    data.setup("fit")
+    recipe, weights = replace(RECIPES["mask"], steps=15), []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            weights.append(train_expert(data, recipe, progress=False)[0].state_dict())
+            assert torch.get_num_threads() == threads  # the caller's setting is given back
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_lse_scores_follow_the_official_offset_search():
     """Checked against a loop written from the official `calc_pdist` and `evaluate` (a second
     implementation of the recipe in this test, not the official code run)."""

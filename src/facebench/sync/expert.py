@@ -53,6 +53,9 @@ class ExpertRecipe:
     min_offset: int = 3  # frames between an out-of-sync pair's video and audio windows, at least
     seed: int = 0
     view: str = "rgb"  # "rgb": the frames' pixels; "mask": their segmentation (the mask-sync expert)
+    # torch's CPU threads while training: the weights depend on them (1 and 2 threads give other
+    # experts), and a judge must not depend on the threads of whichever process trains it first.
+    threads: int = 2
 
 
 # The stored experts' recipes, per view (the mask view's 12-channel input learns in fewer steps).
@@ -171,7 +174,17 @@ def _training_clips(data, expert: SyncExpert, recipe: ExpertRecipe) -> tuple[lis
 
 def train_expert(data, recipe: ExpertRecipe = ExpertRecipe(), progress: bool = True) -> tuple[SyncExpert, dict]:
     """Contrastive training on in-sync windows and windows of the same clip at least `min_offset`
-    frames apart (same voice and face: only the timing tells them apart)."""
+    frames apart (same voice and face: only the timing tells them apart), on `recipe.threads`
+    threads whatever the caller's (restored after)."""
+    callers_threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    try:
+        return _train_expert(data, recipe, progress)
+    finally:
+        torch.set_num_threads(callers_threads)
+
+
+def _train_expert(data, recipe: ExpertRecipe, progress: bool) -> tuple[SyncExpert, dict]:
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
     model = SyncExpert(recipe.width, recipe.embedding, recipe.view)
