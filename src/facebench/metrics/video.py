@@ -44,7 +44,8 @@ from facebench.sync.expert import clip_scores
 
 PSNR_EPS = 1e-8
 UNKNOWN = 255
-TEXTURE_REGIONS = ("skin", "hair")  # the region PSNR columns: psnr_<region>
+TEXTURE_REGIONS = ("skin", "hair")  # the region columns: psnr_<region>, lpips_<region>
+REGION_CLASSES = tuple(CLASSES.index(region) for region in TEXTURE_REGIONS)
 
 
 def align_frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -71,8 +72,12 @@ def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(T, H, W, 3) pair in [0, 1] -> (T,) SSIM, in float32 (float64 convolutions are some 30x
     slower on CPU; the per-frame values are summed in float64)."""
-    to_nchw = lambda x: x.permute(0, 3, 1, 2).float()  # noqa: E731
-    return structural_similarity_index_measure(to_nchw(pred.clamp(0, 1)), to_nchw(target), data_range=1.0, reduction="none").double()
+    return structural_similarity_index_measure(nchw(pred.clamp(0, 1)), nchw(target), data_range=1.0, reduction="none").double()
+
+
+def nchw(frames: torch.Tensor) -> torch.Tensor:
+    """(T, H, W, C >= 3) frames -> their RGB as (T, 3, H, W) float32, what image networks take."""
+    return frames[..., :3].permute(0, 3, 1, 2).float()
 
 
 class VideoMetrics(Metric):
@@ -115,8 +120,8 @@ class VideoMetrics(Metric):
             return
         predicted, truth = predicted[known], truth[known]
         error = (pred[known][..., :3].double() - target[known][..., :3].double()).pow(2).sum(-1)
-        for k, region in enumerate(TEXTURE_REGIONS):
-            inside = truth == CLASSES.index(region)
+        for k, region_class in enumerate(REGION_CLASSES):
+            inside = truth == region_class
             self.region_sse[k] += error[inside].sum()
             self.region_pixels[k] += inside.sum()
         if predicted.max() >= N_CLASSES or predicted.min() < 0:
@@ -136,15 +141,14 @@ class VideoMetrics(Metric):
     def _update_lpips(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if min(pred.shape[1:3]) < 32:
             raise MetricInputError(f"expected frames of at least 32 px for LPIPS (AlexNet's smallest input), found {tuple(pred.shape[1:3])}")
-        to_nchw = lambda x: x[..., :3].permute(0, 3, 1, 2).float()  # noqa: E731
         for start in range(0, len(pred), self.lpips_chunk):
             p, t = pred[start : start + self.lpips_chunk], target[start : start + self.lpips_chunk]
-            layers = self.lpips.layer_distances(to_nchw(p.clamp(0, 1)), to_nchw(t))
+            layers = self.lpips.layer_distances(nchw(p.clamp(0, 1)), nchw(t))
             self.lpips_sum += distance(layers).double().sum()
             maps = distance_maps(layers, p.shape[1:3]).double()
             truth = t[..., 3].round().long()
-            for k, region in enumerate(TEXTURE_REGIONS):
-                inside = truth == CLASSES.index(region)  # unknown masks (255) are in no region
+            for k, region_class in enumerate(REGION_CLASSES):
+                inside = truth == region_class  # unknown masks (255) are in no region
                 self.region_lpips[k] += maps[inside].sum()
                 self.lpips_pixels[k] += inside.sum()
 
