@@ -3,7 +3,9 @@ loop does: `VideoMetrics` (PSNR, SSIM, mouth IoU, mIoU, frames dropped in one pa
 torchmetrics' own PSNR and SSIM classes updated frame by frame in float64 (the reference path,
 without the masks), `VideoMetrics` with LPIPS (AlexNet with random weights: its cost does not
 depend on them), and the lip-sync judge (`LipSync` with the synthetic corpus' sync expert, or
-the official SyncNet architecture with random weights: its cost does not depend on them).
+the official SyncNet architecture with random weights: its cost does not depend on them), FID
+(`FrameFID` with the FID Inception, random weights), and LMD with the synthetic corpus' lip landmark
+judge (untrained: the same cost) and with 2D-FAN (random weights; timed on `--fan-frames`).
 
     python benchmarks/video_metrics_speed.py [--frames 1000] [--clip 40] [--sizes 64,96,256] [--repeats 3]
 
@@ -18,6 +20,9 @@ import numpy as np
 import torch
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from facebench.metrics.fan import FAN, FANLandmarks
+from facebench.metrics.fid import FIDInception, FrameFID
+from facebench.metrics.landmarks import LandmarkDistance, LipLandmarkJudge
 from facebench.metrics.lpips import LPIPS, AlexNet
 from facebench.metrics.video import LipSync, VideoMetrics
 from facebench.sync import SyncExpert, SyncNet
@@ -49,6 +54,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="64,96,256")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--syncnet-frames", type=int, default=50, help="frames timed for the official SyncNet (slow on a CPU)")
+    parser.add_argument("--fid-frames", type=int, default=100, help="frames timed for FID (Inception at 299 px: slow on a CPU)")
+    parser.add_argument("--fan-frames", type=int, default=10, help="frames timed for 2D-FAN (four 256-px passes a frame)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.frames} frames in clips of {args.clip}")
     for size in (int(s) for s in args.sizes.split(",")):
@@ -95,6 +102,29 @@ def main() -> None:
                 expert.update(pred, None, audio=audio)
 
         print(f"{'':>4}     sync expert (LSE) {fastest(score_sync, 1) * scale:.2f} s per 1,000 frames")
+        judge = LandmarkDistance(LipLandmarkJudge(points=18))
+
+        def score_lmd():
+            judge.reset()
+            for pred, target in clips:
+                judge.update(pred, target)
+            judge.compute()
+
+        print(f"{'':>4}     LMD, lip landmark judge {fastest(score_lmd, 1) * scale:.2f} s per 1,000 frames")
+        fid = FrameFID(FIDInception().eval())
+        few = clips_of(args.fid_frames, min(args.clip, args.fid_frames), size)
+
+        def score_fid():
+            fid.reset()
+            for pred, target in few:
+                fid.update(pred, target)
+            fid.compute()
+
+        print(f"{'':>4}     FID {fastest(score_fid, 1) * 1000 / args.fid_frames:.1f} s per 1,000 frames (timed on {args.fid_frames})")
+        fan = LandmarkDistance(FANLandmarks(FAN().eval()))
+        pred, target = clips_of(args.fan_frames, args.fan_frames, size)[0]
+        seconds = fastest(lambda: fan.update(pred, target), 1)  # noqa: B023
+        print(f"{'':>4}     LMD, 2D-FAN {seconds * 1000 / args.fan_frames:.0f} s per 1,000 frames (timed on {args.fan_frames})")
     official = LipSync(SyncNet())
     pred = clips_of(args.syncnet_frames, args.syncnet_frames, 224)[0][0]
     audio = np.random.default_rng(0).uniform(-0.3, 0.3, int(args.syncnet_frames / 25 * 16000))

@@ -83,3 +83,11 @@ def alexnet_checkpoint(tmp_path_factory):
     from tests.fabricate import write_alexnet_checkpoint
 
     return write_alexnet_checkpoint(tmp_path_factory.mktemp("alexnet") / "alexnet-owt-7be5be79.pth")
+
+
+@pytest.fixture(scope="session")
+def inception_checkpoint(tmp_path_factory):
+    """The FID Inception's checkpoint layout (random weights), for FID."""
+    from tests.fabricate import write_fid_inception_checkpoint
+
+    return write_fid_inception_checkpoint(tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth")

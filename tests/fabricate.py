@@ -155,3 +155,40 @@ def write_alexnet_checkpoint(path: Path, seed: int = 0) -> Path:
         state[f"{name}.bias"] = torch.zeros(shape[0])
     torch.save(state, path)
     return path
+
+
+def write_fid_inception_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A state dict in the FID Inception's layout (pt_inception-2015-12-05), random weights
+    (He-scaled convolutions, unit BatchNorm statistics). The key names come from our network: that
+    they are the checkpoint's was checked side by side with pytorch-fid's network (README, "FID"),
+    and tests/test_video.py pins the counts measured there."""
+    from facebench.metrics.fid import FIDInception
+
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, value in FIDInception().state_dict().items():
+        if name.endswith(("conv.weight", "fc.weight")):
+            state[name] = torch.randn(value.shape, generator=generator) * (2 / int(np.prod(value.shape[1:]))) ** 0.5
+        elif not name.endswith("num_batches_tracked"):  # the TensorFlow port's file has no batch counts
+            state[name] = torch.ones_like(value) if name.endswith(("running_var", "bn.weight")) else torch.zeros_like(value)
+    torch.save(state, path)
+    return path
+
+
+def write_fan_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A state dict in face-alignment's 2D-FAN layout (2DFAN4-11f355bf06.pth.tar), random weights.
+    The key names come from our network: that they are face-alignment's `FAN(4)` was checked side by
+    side with its code (README, "LMD"), and tests/test_video.py pins the counts measured there."""
+    from facebench.metrics.fan import FAN
+
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, value in FAN().state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = value
+        elif value.ndim == 4:
+            state[name] = torch.randn(value.shape, generator=generator) * (1 / int(np.prod(value.shape[1:]))) ** 0.5
+        else:
+            state[name] = torch.ones_like(value) if name.endswith(("running_var", "weight")) else torch.zeros_like(value)
+    torch.save(state, path)
+    return path

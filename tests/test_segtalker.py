@@ -36,7 +36,9 @@ def test_tsg_masks_beat_copying_the_reference_mask(seg_run):
     """Held-out clips, seen and unseen speakers: the mouth region of TSG's masks (from the audio)
     overlaps the ground truth's more than the reference mask repeated (the template's masks),
     scored by the same metric. The margin is small at the ci budget (measured +0.015 to +0.033
-    across runs whose mask-sync experts were trained in different processes)."""
+    across runs whose mask-sync experts were trained in different processes). With mask-sync
+    expert v1, trained on one CPU where it collapsed, TSG fell below copying (-0.03): the sync loss
+    then pulls the wrong way (README, "SegTalker")."""
     rows, _, data, _ = seg_run
     for split in ("test_seen", "test_unseen"):
         copied = VideoMetrics()

@@ -1,14 +1,22 @@
-"""Published weights into our re-implementation of their network (SyncNet, the BiSeNet face parser):
+"""Weights of the frozen networks facebench scores with. Published weights go into our
+re-implementation of their network (SyncNet, the BiSeNet face parser, AlexNet, the FID Inception):
 the file read without running code (`weights_only`), every key and shape checked, and one error
-naming the file and what does not match."""
+naming the file and what does not match. Judges trained on a dataset are stored with it, once."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from torch import nn
 
+from facebench.console import console
 from facebench.errors import FacebenchError
 
 
@@ -32,3 +40,39 @@ def load_published(model: nn.Module, path: str | Path, what: str) -> nn.Module:
                              f"unexpected {unexpected[:5]}, misshapen {wrong[:5]}")  # fmt: skip
     model.load_state_dict({**own, **state})
     return model.eval()
+
+
+def stored_once(folder: Path, what: str, make: Callable[[Path], None]) -> Path:
+    """`folder`, made on first use by `make(scratch)` into a scratch folder beside it and moved into
+    place whole, under a lock: processes that ask at the same time train it once, and an interrupted
+    run leaves no half-written judge. `what` names it in the message shown while it is made. A
+    folder counts as made when it holds `card.json`."""
+    if not (folder / "card.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            if not (folder / "card.json").is_file():
+                console.print(f"training {what} once (stored in {folder})")
+                scratch = Path(tempfile.mkdtemp(dir=folder.parent))
+                make(scratch)
+                os.replace(scratch, folder)
+    return folder
+
+
+@contextmanager
+def judge_training(threads: int) -> Iterator[None]:
+    """Where a stored judge trains: torch's CPU threads set to `threads` (its weights depend on
+    them, and must not depend on whichever process happened to train it first), and torch's random
+    state forked, so a run that trains the judge goes on from the same random state as one that
+    loads it. The caller's threads and random state are given back after."""
+    callers = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        torch.set_num_threads(callers)
+
+
+def weights_identity(kind: str, path: Path) -> str:
+    """`<kind>:<first 12 hex digits of the file's sha256>`: which weights scored a row's column."""
+    return f"{kind}:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]

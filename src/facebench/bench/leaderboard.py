@@ -13,12 +13,14 @@ from filelock import FileLock
 # What each column means and how it is measured: README, "Leaderboard rows".
 IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
 METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity", "per", "per_gt", "emotion_accuracy",
-           "psnr", "ssim", "psnr_skin", "psnr_hair", "lpips", "lpips_skin", "lpips_hair", "mouth_iou", "miou", "lse_d", "lse_c", "lse_clips", "mask_frames", "frames_dropped",
+           "psnr", "ssim", "psnr_skin", "psnr_hair", "lpips", "lpips_skin", "lpips_hair", "fid", "lmd", "mouth_iou", "miou", "lse_d", "lse_c", "lse_clips",
+           "mask_frames", "frames_dropped",
            "clips"]  # fmt: skip
 COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "rtf_clips", "peak_memory_mb", "device", "processes",
         "precision"]  # fmt: skip
 ENVIRONMENT = ["torch", "cpu", "gpu", "threads"]
-PROVENANCE = ["protocol", "inputs", "samples", "config_hash", "checkpoint", "region_set", "per_reader", "sync_judge", "lpips_net",
+PROVENANCE = ["protocol", "inputs", "samples", "config_hash", "checkpoint", "region_set", "per_reader", "sync_judge", "lpips_net", "fid_net",
+              "lmd_judge",
               "audio_encoder",
               "official_code", "run_dir"]  # fmt: skip
 COLUMNS = IDENTITY + METRICS + COST + ENVIRONMENT + PROVENANCE
@@ -82,7 +84,7 @@ ANCHORS = ("template", "protocol_oracle", "oracle", "ground_truth", "ground_trut
 UNRANKED = ("fdd",)
 GROUP = ["model", "variant", "profile", "config_hash", "environment"]
 SHOWN = ["lve", "fdd", "mve", "eve", "diversity", "sample_diversity", "per", "emotion_accuracy", "psnr", "ssim", "psnr_skin", "psnr_hair",
-         "lpips", "lpips_skin", "lpips_hair", "mouth_iou", "miou", "lse_d", "lse_c"]  # fmt: skip
+         "lpips", "lpips_skin", "lpips_hair", "fid", "lmd", "mouth_iou", "miou", "lse_d", "lse_c"]  # fmt: skip
 HIGHER_IS_BETTER = ("diversity", "sample_diversity", "emotion_accuracy", "psnr", "ssim", "psnr_skin", "psnr_hair", "mouth_iou", "miou", "lse_c")
 # Skill, per modality: (metric, the anchor that is its ceiling). Mesh: LVE against the protocol
 # oracle; video: PSNR against the oracle (the deterministic part rendered with the clip's pose).

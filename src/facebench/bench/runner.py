@@ -32,9 +32,8 @@ from facebench.environment import environment, portable_kernels
 from facebench.errors import FacebenchError
 from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.callback import MeshMetricsCallback, trainable_parameters
-from facebench.metrics.lpips import lpips_from
+from facebench.metrics.judges import JUDGE_COLUMNS, VideoJudges, video_judges
 from facebench.models.base import TalkingFaceModule
-from facebench.sync.expert import dataset_sync_judge
 
 log = logging.getLogger(__name__)
 PREDICTIONS_KEPT = 2  # clips per test split whose predictions are saved with the run
@@ -230,8 +229,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     data, model = build(config, root)
     with distributed.main_first():  # trained once per dataset, visibly, before the timed training
         lip_reader = dataset_lip_reader(data, progress)
-        sync_judge, sync_identity = dataset_sync_judge(data, progress, config.get("evaluation", {}).get("syncnet"))
-    lpips, lpips_identity = lpips_from(config.get("evaluation", {}).get("alexnet")) if data.preset.modality == "video" else (None, "")
+        judges = video_judges(data, config.get("evaluation"), progress) if data.preset.modality == "video" else VideoJudges()
     stamp = distributed.from_main(dt.datetime.now(dt.timezone.utc))
     run_dir = distributed.from_main(run_dir or new_run_dir(runs, data.name, spec, profile, seed, variant))
     if distributed.is_main():
@@ -243,8 +241,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     with PeakMemory() as memory:
         if model.stages:
             cost = fit_stages(model, data, config, run_dir, progress)
-        metrics = MeshMetricsCallback(lip_reader=lip_reader, sync_judge=sync_judge, sync_judge_identity=sync_identity, lpips=lpips,
-                                      lpips_identity=lpips_identity)  # fmt: skip
+        metrics = MeshMetricsCallback(lip_reader=lip_reader, judges=judges)
         tester = trainer_for(config["trainer"], run_dir, [metrics], progress, logger=False)
         tester.test(model, datamodule=data, verbose=False)
     device = tester.strategy.root_device
@@ -262,14 +259,14 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
         rows.append({
             "model": spec.name, "variant": variant, "dataset": data.name, "split": split, "profile": profile,
             "seed": seed, "git_sha": git_sha(), "date": stamp.isoformat(timespec="seconds"),
-            **{k: v for k, v in values.items() if k not in ("region_set", "protocol", "per_reader", "sync_judge", "lpips_net")},
+            **{k: v for k, v in values.items() if k not in ("region_set", "protocol", "per_reader", *JUDGE_COLUMNS)},
             "params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable_parameters(model),
             "train_time_s": cost["train_time_s"], "train_frames_per_s": cost["train_frames_per_s"],
             "rtf": rtf, "rtf_clips": rtf_clips, "peak_memory_mb": memory.mb(device), "device": str(device), "processes": tester.world_size,
             "precision": str(tester.precision), **environment(device),
             "protocol": values["protocol"], "inputs": model.describe_inputs(data.preset.modality), "samples": model.evaluation_samples,
             "config_hash": config_hash(config), "checkpoint": ";".join(relative(s["checkpoint"], runs) for s in cost["stages"]),
-            "region_set": values["region_set"], "per_reader": values["per_reader"], "sync_judge": values["sync_judge"], "lpips_net": values["lpips_net"],
+            "region_set": values["region_set"], "per_reader": values["per_reader"], **{k: values[k] for k in JUDGE_COLUMNS},
             "audio_encoder": encoder.get("name", ""),
             "official_code": spec.official_code(profile, variant), "run_dir": relative(run_dir, runs),
         })  # fmt: skip

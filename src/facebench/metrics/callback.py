@@ -21,24 +21,21 @@ from facebench.console import console
 from facebench.data.sequence import Sequence, rgbl
 from facebench.lipreading.reference import ReferenceLipReader, has_phoneme_labels, stored_lip_reader
 from facebench.metrics.collection import VALIDATION_KEYS, ConditionedMetrics
+from facebench.metrics.judges import VideoJudges
 from facebench.models.base import TalkingFaceModule
 
 
 class MeshMetricsCallback(L.Callback):
-    def __init__(self, lip_reader: ReferenceLipReader | None = None, stored_lip_reader: bool = False,
-                 sync_judge: nn.Module | None = None, sync_judge_identity: str = "", lpips: nn.Module | None = None,
-                 lpips_identity: str = ""):  # fmt: skip
+    def __init__(self, lip_reader: ReferenceLipReader | None = None, stored_lip_reader: bool = False, judges: VideoJudges | None = None):
         super().__init__()
         self.lip_reader, self.use_stored_reader = lip_reader, stored_lip_reader
-        # Video: the dataset's lip-sync judge (built by the runner, like the lip reader) and the
-        # LPIPS network where its backbone is given, used at test.
-        self.sync_judge, self.sync_judge_identity = sync_judge, sync_judge_identity
-        self.lpips, self.lpips_identity = lpips, lpips_identity
+        # Video: the frozen networks that score the test splits (built by the runner, like the lip reader).
+        self.judges = judges or VideoJudges()
         self.results: dict[str, dict[str, float | str]] = {}
         self._metrics: dict[str, ConditionedMetrics] = {}
 
     def _build(self, trainer: L.Trainer, pl_module, splits: list[str], lip_reader: ReferenceLipReader | None = None,
-               sync_judge: nn.Module | None = None, lpips: nn.Module | None = None) -> None:  # fmt: skip
+               judges: VideoJudges | None = None) -> None:  # fmt: skip
         data = trainer.datamodule
         regions = data.regions()
         samples = getattr(pl_module, "evaluation_samples", 1) if getattr(pl_module, "stochastic", False) else 1
@@ -46,7 +43,7 @@ class MeshMetricsCallback(L.Callback):
         for split in splits:
             spec = data.preset.split(split)
             metrics = ConditionedMetrics(data.preset, regions, len(data.train_subjects), seen=spec.seen, lip_reader=lip_reader,
-                                         samples=samples, mixed=spec.mixed, sync_judge=sync_judge, lpips=lpips)  # fmt: skip
+                                         samples=samples, mixed=spec.mixed, judges=judges)  # fmt: skip
             self._metrics[split] = metrics.to(pl_module.device)
         self._region_set = data.preset.region_set
         # Models that classify the emotion they hear are scored on it where the dataset labels emotions.
@@ -90,14 +87,14 @@ class MeshMetricsCallback(L.Callback):
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         self._reader = self._test_reader(trainer)
-        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names), self._reader, self.sync_judge, self.lpips)
+        self._build(trainer, pl_module, list(trainer.datamodule.test_split_names), self._reader, self.judges)
         self.results = {}
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         data = trainer.datamodule
         split = data.test_split_names[dataloader_idx]
         clip = data.clip(split, int(batch.index[0]))
-        audio = data.raw_audio(split, int(batch.index[0])) if self.sync_judge is not None else None
+        audio = data.raw_audio(split, int(batch.index[0])) if self.judges.sync is not None else None
         self._update(split, outputs["preds"], clip, pl_module.device, audio)
         if split in self._emotion and "emotion" in outputs and clip.emotion is not None:
             self._emotion[split].update((outputs["emotion"][0] == clip.emotion).float())
@@ -111,8 +108,7 @@ class MeshMetricsCallback(L.Callback):
                 pl_module.log(f"test/{split}/{key}", float(value), add_dataloader_idx=False)
             self.results[split] = {**values, "protocol": metrics.protocol, "region_set": self._region_set,
                                    "per_reader": self._reader.identity if self._reader is not None else "",
-                                   "sync_judge": self.sync_judge_identity if self.sync_judge is not None else "",
-                                   "lpips_net": self.lpips_identity if self.lpips is not None else ""}  # fmt: skip
+                                   **self.judges.provenance()}  # fmt: skip
 
 
 def trainable_parameters(module: nn.Module) -> int:

@@ -13,6 +13,9 @@ from torchmetrics.aggregation import SumMetric
 
 from facebench.data.presets import DatasetPreset
 from facebench.lipreading.reference import ReferenceLipReader
+from facebench.metrics.fid import FrameFID
+from facebench.metrics.judges import VideoJudges
+from facebench.metrics.landmarks import LandmarkDistance
 from facebench.metrics.lipreading import LipReadability
 from facebench.metrics.mesh import Diversity, MeshMetrics, SampleDiversity
 from facebench.metrics.video import LipSync, VideoMetrics
@@ -32,13 +35,18 @@ def mesh_metrics(preset: DatasetPreset, regions: dict[str, torch.Tensor], lip_re
     return MetricCollection(metrics, compute_groups=False)
 
 
-def video_metrics(sync_judge: nn.Module | None = None, lpips: nn.Module | None = None) -> MetricCollection:
+def video_metrics(judges: VideoJudges | None = None) -> MetricCollection:
     """PSNR, SSIM, mouth IoU, mIoU, region PSNR and frames dropped (`VideoMetrics`,
-    facebench.metrics.video), LPIPS where its network is given, and LSE-D / LSE-C where the dataset
-    has a sync judge."""
-    metrics = {"video": VideoMetrics(lpips)}
-    if sync_judge is not None:
-        metrics["lip_sync"] = LipSync(sync_judge)
+    facebench.metrics.video), and each metric whose judge is given: LPIPS, FID, LMD, and LSE-D /
+    LSE-C (facebench.metrics.judges)."""
+    judges = judges or VideoJudges()
+    metrics = {"video": VideoMetrics(judges.lpips)}
+    if judges.inception is not None:
+        metrics["fid"] = FrameFID(judges.inception)
+    if judges.landmarks is not None:
+        metrics["lmd"] = LandmarkDistance(judges.landmarks)
+    if judges.sync is not None:
+        metrics["lip_sync"] = LipSync(judges.sync)
     return MetricCollection(metrics, compute_groups=False)
 
 
@@ -48,12 +56,12 @@ class ConditionedMetrics(nn.Module):
 
     def __init__(self, preset: DatasetPreset, regions: dict[str, torch.Tensor], n_conditions: int, seen: bool,
                  lip_reader: ReferenceLipReader | None = None, samples: int = 1, mixed: bool = False,
-                 sync_judge: nn.Module | None = None, lpips: nn.Module | None = None):  # fmt: skip
+                 judges: VideoJudges | None = None):  # fmt: skip
         super().__init__()
         self.video = preset.modality == "video"
         self.seen, self.samples, self.mixed = seen or self.video, samples, mixed and not self.video
         self.n_conditions = 1 if self.seen else n_conditions
-        self.per_condition = nn.ModuleList([video_metrics(sync_judge, lpips) if self.video else mesh_metrics(preset, regions, lip_reader)
+        self.per_condition = nn.ModuleList([video_metrics(judges) if self.video else mesh_metrics(preset, regions, lip_reader)
                                             for _ in range(self.n_conditions)])  # fmt: skip
         self.diversity = Diversity() if self.n_conditions > 1 else None
         self.sample_diversity = SampleDiversity() if samples > 1 and not self.video else None  # a mesh formula

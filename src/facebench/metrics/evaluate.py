@@ -125,8 +125,7 @@ def evaluate_video_folder(pred_dir: Path, data: FaceDataModule, split: str, allo
     """A video split: one `<clip>.npz` or `<clip>.mp4` per clip, all found and checked first; the
     dataset's sync judge scores LSE where it has one."""
     from facebench.data.sequence import rgbl
-    from facebench.metrics.lpips import lpips_from
-    from facebench.sync.expert import dataset_sync_judge
+    from facebench.metrics.judges import video_judges
 
     if not pred_dir.is_dir():
         raise DataError(pred_dir, "a folder of predicted .npz or .mp4 files", "no such folder")
@@ -145,14 +144,13 @@ def evaluate_video_folder(pred_dir: Path, data: FaceDataModule, split: str, allo
     if short and not allow_short:
         raise DataError(pred_dir, "predictions as long as their clips (short by at most 2 frames or 5%; --allow-short scores the overlap)",
                         f"{len(short)} shorter: {', '.join(short[:5])}")  # fmt: skip
-    judge, identity = dataset_sync_judge(data, progress)
-    lpips, lpips_identity = lpips_from()
-    evaluator = ConditionedMetrics(data.preset, {}, 1, seen=True, sync_judge=judge, lpips=lpips)
+    judges = video_judges(data, progress=progress)  # published weights from their environment variables
+    evaluator = ConditionedMetrics(data.preset, {}, 1, seen=True, judges=judges)
     for i, frames in enumerate(predictions):
         clip = clips[i]
         evaluator.update([rgbl(torch.from_numpy(frames))], rgbl(clip.frames), rgbl(clip.template),
-                         audio=data.raw_audio(split, i) if judge is not None else None)  # fmt: skip
-    return {**evaluator.compute(), "protocol": evaluator.protocol, "region_set": "", "sync_judge": identity, "lpips_net": lpips_identity}
+                         audio=data.raw_audio(split, i) if judges.sync is not None else None)  # fmt: skip
+    return {**evaluator.compute(), "protocol": evaluator.protocol, "region_set": "", **judges.provenance()}
 
 
 def evaluate_folder(pred_dir: str | Path, dataset: str, split: str, root: str | None = None, progress: bool = True,

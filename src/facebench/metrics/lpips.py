@@ -17,7 +17,6 @@ and indices, so its checkpoint loads key by key (facebench.weights)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 import torchmetrics.functional.image.lpips as torchmetrics_lpips
 from torch import nn
 
-from facebench.weights import load_published
+from facebench.weights import load_published, weights_identity
 
 ALEXNET_ENV = "FACEBENCH_ALEXNET"
 ALEXNET_FILE = "torchvision's ImageNet AlexNet weights (alexnet-owt-7be5be79.pth, download.pytorch.org/models)"
@@ -113,4 +112,4 @@ def lpips_from(path: str | None = None) -> tuple[LPIPS | None, str]:
     path = path or os.environ.get(ALEXNET_ENV)
     if not path:
         return None, ""
-    return load_lpips(path), "alexnet:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] + "-lpips-v0.1"
+    return load_lpips(path), weights_identity("alexnet", path) + "-lpips-v0.1"
