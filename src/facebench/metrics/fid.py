@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from facebench.metrics.mesh import MetricInputError
 from facebench.metrics.video import align_frames, nchw
 from facebench.weights import load_published, weights_identity
 
@@ -228,10 +227,6 @@ class FrameFID(FrechetInceptionDistance):
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
         """`pred` (1, T', H, W, 4) and `target` (1, T, H, W, 4), RGB in [0, 1] (the collection's call)."""
-        if pred.ndim == 5:
-            if len(pred) != 1 or len(target) != 1:
-                raise MetricInputError(f"expected one clip per update, found {len(pred)} and {len(target)}")
-            pred, target = pred[0], target[0]
         pred, target, _ = align_frames(pred, target)
         with torch.no_grad():
             for start in range(0, len(pred), self.chunk):

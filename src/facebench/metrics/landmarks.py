@@ -35,7 +35,6 @@ from torchmetrics import Metric
 from facebench.console import console
 from facebench.data.sequence import rgbl
 from facebench.errors import DataError
-from facebench.metrics.mesh import MetricInputError
 from facebench.metrics.video import align_frames, nchw
 from facebench.weights import judge_training, stored_once, weights_identity
 
@@ -114,10 +113,6 @@ class LandmarkDistance(Metric):
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """`pred` (1, T', H, W, 4) and `target` (1, T, H, W, 4), RGB in [0, 1] (the collection's call)."""
-        if pred.ndim == 5:
-            if len(pred) != 1 or len(target) != 1:
-                raise MetricInputError(f"expected one clip per update, found {len(pred)} and {len(target)}")
-            pred, target = pred[0], target[0]
         pred, target, _ = align_frames(pred, target)
         difference = self.judge.landmarks(pred[..., :3].clamp(0, 1)) - self.judge.landmarks(target[..., :3])
         self.lmd_sum += difference.abs().double().sum()

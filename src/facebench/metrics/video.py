@@ -49,8 +49,13 @@ REGION_CLASSES = tuple(CLASSES.index(region) for region in TEXTURE_REGIONS)
 
 
 def align_frames(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Check a (T', H, W, 4) prediction against (T, H, W, 4) ground truth; both cut to the shorter,
-    and the frames that leaves out."""
+    """Check a (T', H, W, 4) prediction against (T, H, W, 4) ground truth (or one clip of each as
+    the collection passes it, (1, T', H, W, 4) and (1, T, H, W, 4)); both cut to the shorter, and
+    the frames that leaves out."""
+    if pred.ndim == 5:
+        if len(pred) != 1 or len(target) != 1:
+            raise MetricInputError(f"expected one clip per update, found {len(pred)} and {len(target)}")
+        pred, target = pred[0], target[0]
     if pred.ndim != 4 or target.ndim != 4 or pred.shape[-1] != 4 or target.shape[-1] != 4:
         raise MetricInputError(f"expected pred and target frames of shape (T, H, W, 4), found {tuple(pred.shape)} and {tuple(target.shape)}")
     if pred.shape[1:] != target.shape[1:]:
@@ -103,10 +108,6 @@ class VideoMetrics(Metric):
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, templates: torch.Tensor | None = None) -> None:
         """`pred` (1, T', H, W, 4) and `target` (1, T, H, W, 4), one clip (the collection's call)."""
-        if pred.ndim == 5:
-            if len(pred) != 1 or len(target) != 1:
-                raise MetricInputError(f"expected one clip per update, found {len(pred)} and {len(target)}")
-            pred, target = pred[0], target[0]
         pred, target, dropped = align_frames(pred, target)
         self.psnr_sum += psnr_per_frame(pred[..., :3], target[..., :3]).sum()
         self.ssim_sum += ssim_per_frame(pred[..., :3], target[..., :3]).sum()
