@@ -15,6 +15,7 @@ once), and the ratio reference / ours.
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -36,6 +37,14 @@ def clips_of(frames: int, clip: int, size: int, seed: int = 0) -> list[tuple[tor
         return torch.cat([rgb, torch.randint(0, 12, (n, size, size, 1), generator=generator).float()], -1)
 
     return [(one(clip)[None], one(clip)[None]) for _ in range(frames // clip)]
+
+
+def streamed(metric, clips) -> None:
+    """Score `clips` with `metric` from a reset, one clip per update, as the test loop does."""
+    metric.reset()
+    for pred, target in clips:
+        metric.update(pred, target)
+    metric.compute()
 
 
 def fastest(run, repeats: int) -> float:
@@ -62,11 +71,7 @@ def main() -> None:
         clips = clips_of(args.frames, args.clip, size)
         ours = VideoMetrics()
 
-        def score_ours():
-            ours.reset()
-            for pred, target in clips:
-                ours.update(pred, target)
-            ours.compute()
+        score_ours = partial(streamed, ours, clips)
 
         psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), StructuralSimilarityIndexMeasure(data_range=1.0)
 
@@ -86,11 +91,7 @@ def main() -> None:
               f"{reference * scale:.2f} s; ratio {reference / mine:.1f}x")  # fmt: skip
         with_lpips = VideoMetrics(LPIPS(AlexNet().features))
 
-        def score_with_lpips():
-            with_lpips.reset()
-            for pred, target in clips:
-                with_lpips.update(pred, target)
-            with_lpips.compute()
+        score_with_lpips = partial(streamed, with_lpips, clips)
 
         print(f"{'':>4}     VideoMetrics with LPIPS {fastest(score_with_lpips, 1) * scale:.2f} s per 1,000 frames")
         expert = LipSync(SyncExpert())
@@ -104,21 +105,13 @@ def main() -> None:
         print(f"{'':>4}     sync expert (LSE) {fastest(score_sync, 1) * scale:.2f} s per 1,000 frames")
         judge = LandmarkDistance(LipLandmarkJudge(points=18))
 
-        def score_lmd():
-            judge.reset()
-            for pred, target in clips:
-                judge.update(pred, target)
-            judge.compute()
+        score_lmd = partial(streamed, judge, clips)
 
         print(f"{'':>4}     LMD, lip landmark judge {fastest(score_lmd, 1) * scale:.2f} s per 1,000 frames")
         fid = FrameFID(FIDInception().eval())
         few = clips_of(args.fid_frames, min(args.clip, args.fid_frames), size)
 
-        def score_fid():
-            fid.reset()
-            for pred, target in few:
-                fid.update(pred, target)
-            fid.compute()
+        score_fid = partial(streamed, fid, few)
 
         print(f"{'':>4}     FID {fastest(score_fid, 1) * 1000 / args.fid_frames:.1f} s per 1,000 frames (timed on {args.fid_frames})")
         fan = LandmarkDistance(FANLandmarks(FAN().eval()))
