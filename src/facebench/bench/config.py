@@ -4,7 +4,8 @@
 its leaderboard rows.
 
 A resolved config has the sections `model`, `trainer` (every stage's default), `data`,
-`stages` (per stage name: its own `trainer`, `data` and `lr`, over the defaults) and `evaluation`
+`stages` (per stage name: its own `trainer`, `data`, `lr` and `lr_schedule`, over the defaults), `lr_schedule`
+(every stage's default: `constant` or `cosine`, see `bench/schedule.py`) and `evaluation`
 (`samples`: generations per clip of a stochastic model, `seed`: the first sample's seed)."""
 
 from __future__ import annotations

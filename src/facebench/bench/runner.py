@@ -26,6 +26,7 @@ from facebench.bench.cost import PeakMemory, StageTimer, real_time_factor
 from facebench.bench.leaderboard import append_rows, leaderboard_path
 from facebench.bench.predictions import prediction_names, save_prediction
 from facebench.bench.progress import DisplayScaleProgressBar
+from facebench.bench.schedule import LearningRateSchedule
 from facebench.data.datamodule import FaceDataModule
 from facebench.data.segmentation import N_CLASSES
 from facebench.environment import environment, portable_kernels
@@ -125,7 +126,8 @@ def fit_stages(model: TalkingFaceModule, data: FaceDataModule, config: dict, run
         model.set_stage(stage.name, lr=settings.get("lr"))
         data.batch_size = settings.get("data", {}).get("batch_size", default_batch_size)
         timer = StageTimer()
-        trainer = trainer_for(deep_merge(config["trainer"], settings.get("trainer", {})), run_dir, [MeshMetricsCallback(), timer], progress,
+        schedule = LearningRateSchedule(settings.get("lr_schedule", config.get("lr_schedule", "constant")))
+        trainer = trainer_for(deep_merge(config["trainer"], settings.get("trainer", {})), run_dir, [MeshMetricsCallback(), timer, schedule], progress,
                               logger=CSVLogger(run_dir, name="logs", version=stage.name))  # fmt: skip
         last = run_dir / "checkpoints" / f"{stage.name}-last.ckpt"
         resumed = last.is_file()  # an interrupted stage continues from its last epoch
@@ -137,7 +139,7 @@ def fit_stages(model: TalkingFaceModule, data: FaceDataModule, config: dict, run
         records.append({
             "stage": stage.name, "monitor": stage.monitor, "best_score": float(best.best_model_score),
             "checkpoint": best.best_model_path, "epochs": trainer.current_epoch, "batch_size": data.batch_size,
-            "frames": data.split_dataset("train").frames * trainer.current_epoch, "lr": model.learning_rate,
+            "frames": data.split_dataset("train").frames * trainer.current_epoch, "lr": model.learning_rate, "lr_schedule": schedule.name,
             "train_time_s": timer.train_s, "validation_time_s": timer.validation_s, "resumed": resumed,
         })  # fmt: skip
         if distributed.is_main():
