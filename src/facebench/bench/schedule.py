@@ -20,18 +20,14 @@ import lightning as L
 SCHEDULES = ("constant", "cosine")
 
 
-def check_schedule(name: str, where: str = "lr_schedule") -> str:
-    if name not in SCHEDULES:
-        raise ValueError(f"{where}: expected one of {list(SCHEDULES)}, found {name!r}")
-    return name
-
-
 class LearningRateSchedule(L.Callback):
     """Sets every parameter group's rate before each training batch to its starting rate times
     the schedule's factor at the stage's progress (0 at its first batch, 1 after its last)."""
 
     def __init__(self, name: str = "constant"):
-        self.name = check_schedule(name)
+        if name not in SCHEDULES:
+            raise ValueError(f"lr_schedule: expected one of {list(SCHEDULES)}, found {name!r}")
+        self.name = name
 
     def factor(self, progress: float) -> float:
         if self.name == "cosine":
