@@ -281,6 +281,17 @@ def test_lightning_cli_fits_a_model_and_keeps_the_best_checkpoint(synth_tiny, tm
     assert callback["monitor"] == "val/lve"
 
 
+def test_appends_rewrite_earlier_rows_byte_for_byte(tmp_path):
+    path = tmp_path / "board.csv"
+    lb.append_rows(path, [{"model": "a", "processes": 1, "lve": 1.25e-05}])
+    lb.append_rows(path, [{"model": "b", "lve": 2.0}])  # no `processes`: the column is empty in this row
+    before = path.read_text().splitlines()
+    lb.append_rows(path, [{"model": "c", "processes": 2, "lve": 3.0, "psnr": 30.5}])  # a new column widens the header
+    after = path.read_text().splitlines()
+    assert len(after) == 4 and [line.rstrip(",") for line in after[1:3]] == [line.rstrip(",") for line in before[1:]]
+    assert after[1].split(",")[list(lb.COLUMNS).index("processes")] == "1"
+
+
 def test_appends_keep_the_files_mode(tmp_path):
     path = tmp_path / "board.csv"
     old = os.umask(0o022)

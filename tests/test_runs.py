@@ -148,6 +148,29 @@ def test_variants_are_chosen_by_name(capsys):
     assert "--variants base,no_such: expected all, or names among base, no_dual" in out and "found no_such" in out, out
 
 
+def test_variants_compose_in_order_on_the_command_line_and_in_yaml(capsys):
+    from facebench.bench.config import model_specs, resolve
+    from facebench.cli import build_parser, chosen_variants
+    from facebench.errors import FacebenchError
+
+    parse, dual = build_parser().parse_args, model_specs()["dualtalker"]
+    assert chosen_variants(dual, parse(["bench", "--model", "dual", "--variants", "base,no_dual+ctc"])) == ["", "no_dual+ctc"]
+    init = lambda variant: resolve(dual, "synth", "quick", 0, variant)["model"]["init_args"]  # noqa: E731
+    assert init("cosine+mse")["consistency"] == "mse" and init("mse+cosine")["consistency"] == "cosine"  # the later one wins
+    # A YAML list composes too, here with a variant of the model DualTalker extends (`faceformer.<name>`),
+    # which is not one of DualTalker's own variants: the same config as the names joined by `+`.
+    assert "faceformer.velocity" not in dual.variants and "velocity" not in dual.variants
+    listed, joined = (resolve(dual, "synth", "quick", 0, v) for v in ("no_dual_teacher_forcing_cosine", "no_dual+teacher_forcing_cosine"))
+    assert {**listed, "variant": ""} == {**joined, "variant": ""}
+    assert listed["lr_schedule"] == "cosine" and listed["trainer"]["max_epochs"] == 40
+    assert listed["model"]["init_args"]["dual_weight"] == 0.0 and listed["model"]["init_args"]["teacher_forcing"] is True
+    with pytest.raises(FacebenchError, match=r"model dualtalker: variant 'no_such' \(in 'no_dual\+no_such'\): expected one of no_dual,"):
+        resolve(dual, "synth", "quick", 0, "no_dual+no_such")
+    with pytest.raises(SystemExit):
+        main(["bench", "--model", "dual", "--data", "synth-tiny", "--variants", "no_dual+no_such"])
+    assert "found no_such" in capsys.readouterr().out
+
+
 def test_the_progress_bar_counts_epochs_from_one():
     from types import SimpleNamespace
 

@@ -1,4 +1,5 @@
-"""The learning-rate schedule callback (`facebench.bench.schedule`), on a two-group toy module."""
+"""The learning-rate schedule callback (`facebench.bench.schedule`), on a two-group toy module, and
+the check of a bench config's schedule names when it resolves."""
 
 import math
 
@@ -55,3 +56,15 @@ def test_constant_keeps_the_rates_the_optimiser_was_built_with(tmp_path):
 def test_unknown_schedule_is_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"lr_schedule: expected one of \['constant', 'cosine'\], found 'linear'"):
         LearningRateSchedule("linear")
+
+
+def test_a_bench_config_naming_an_unknown_schedule_fails_when_it_resolves_with_the_key():
+    from facebench.bench.config import model_specs, resolve
+    from facebench.errors import FacebenchError
+
+    spec = model_specs()["faceformer"]
+    assert resolve(spec, "synth", "quick", 0, overrides={"lr_schedule": "cosine"})["lr_schedule"] == "cosine"
+    with pytest.raises(FacebenchError, match=r"^lr_schedule: expected one of constant, cosine, found 'linear'"):
+        resolve(spec, "synth", "quick", 0, overrides={"lr_schedule": "linear"})
+    with pytest.raises(FacebenchError, match=r"^stages\.main\.lr_schedule: expected one of constant, cosine, found 'step'"):
+        resolve(spec, "synth", "quick", 0, overrides={"stages": {"main": {"lr_schedule": "step"}}})

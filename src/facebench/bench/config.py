@@ -23,6 +23,7 @@ import yaml
 from facebench.errors import FacebenchError
 
 PROFILES = ("ci", "quick", "full")
+LR_SCHEDULES = ("constant", "cosine")  # `lr_schedule`: bench/schedule.py
 
 
 def benchmarks_dir() -> Path:
@@ -56,6 +57,22 @@ class ModelSpec:
     def variants(self) -> list[str]:
         return ["", *self.raw.get("variants", {})]
 
+    def variant_settings(self, variant: str, within: tuple[str, ...] = ()) -> dict:
+        """A variant's settings. A composition, `a+b` on the command line or a YAML list of names,
+        merges the named variants in order, each over the one before; in a list, `<base>.<name>`
+        names a variant of the model this one `extends`."""
+        known = {**self.raw.get("variants", {}), **self.raw.get("base_variants", {})}
+        merged: dict = {}
+        for name in variant.split("+"):
+            if name not in known or name in within:
+                why = "it contains itself" if name in within else f"expected one of {', '.join(known)}"
+                raise FacebenchError(f"model {self.name}: variant '{name}' (in '{variant}'): {why}")
+            settings = known[name]
+            if isinstance(settings, list):
+                settings = self.variant_settings("+".join(settings), (*within, name))
+            merged = deep_merge(merged, settings)
+        return merged
+
     def applies_to(self, dataset: str) -> bool:
         return not self.why_not(dataset)
 
@@ -86,7 +103,7 @@ class ModelSpec:
             if override.get("profile", profile) == profile and fnmatch(dataset, override.get("dataset", dataset)):
                 resolved = deep_merge(resolved, {k: v for k, v in override.items() if k not in ("profile", "dataset")})
         if variant:
-            resolved = deep_merge(resolved, self.raw["variants"][variant])
+            resolved = deep_merge(resolved, self.variant_settings(variant))
         return resolved
 
 
@@ -95,13 +112,16 @@ INHERITED = ("model", "overrides")  # what `extends: <model>` takes from the bas
 
 def inherit(raw: dict, raws: dict[str, dict]) -> dict:
     """A model config that `extends` another: the base's model section merged under its own, the
-    base's overrides before its own (so its own win)."""
+    base's overrides before its own (so its own win). The base's variants are not this model's
+    variants, but its own variants can compose them by `<base>.<name>` (kept as `base_variants`,
+    each already resolved in the base's own names)."""
     if "extends" not in raw:
         return raw
-    base = inherit(raws[raw["extends"]], raws)
+    base = ModelSpec(raw["extends"], inherit(raws[raw["extends"]], raws))
     merged = {k: v for k, v in raw.items() if k != "extends"}
-    merged["model"] = deep_merge(base["model"], raw.get("model", {}))
-    merged["overrides"] = base.get("overrides", []) + raw.get("overrides", [])
+    merged["model"] = deep_merge(base.raw["model"], raw.get("model", {}))
+    merged["overrides"] = base.raw.get("overrides", []) + raw.get("overrides", [])
+    merged["base_variants"] = {f"{base.name}.{name}": base.variant_settings(name) for name in base.variants if name}
     return merged
 
 
@@ -161,7 +181,18 @@ def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     config = deep_merge({"stages": {}, "evaluation": {"samples": 1, "seed": 0}, **load_profile(profile)}, spec.resolve(dataset, profile, variant))
     config = deep_merge(config, overrides or {})
     config.update(model_name=spec.name, variant=variant, dataset=dataset, dataset_name=dataset_name(dataset), profile=profile, seed=seed)
+    check_schedules(config)
     return config
+
+
+def check_schedules(config: dict) -> None:
+    """Every `lr_schedule` a config names (the run's default and each stage's) is a known one: an
+    error here, with the key, before any data or model is built."""
+    named = {"lr_schedule": config.get("lr_schedule", "constant")}
+    named.update({f"stages.{stage}.lr_schedule": settings["lr_schedule"] for stage, settings in config["stages"].items() if "lr_schedule" in settings})
+    for key, name in named.items():
+        if name not in LR_SCHEDULES:
+            raise FacebenchError(f"{key}: expected one of {', '.join(LR_SCHEDULES)}, found {name!r}")
 
 
 def config_hash(config: dict) -> str:

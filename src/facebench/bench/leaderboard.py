@@ -47,11 +47,13 @@ def file_mode(path: Path) -> int:
 
 
 def append_rows(path: str | Path, rows: list[dict]) -> None:
-    """Append under a lock: read, add, write the whole table again atomically."""
+    """Append under a lock: read, add, write the whole table again atomically. The rows already
+    there are read as text, so they are written back byte for byte (type inference would turn an
+    integer column that is empty in some rows into floats: `1` written again as `1.0`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
-        existing = read_rows(path)
+        existing = pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=COLUMNS)
         new = pd.DataFrame(rows)
         extra = [c for c in list(existing.columns) + list(new.columns) if c not in COLUMNS]
         columns = COLUMNS + list(dict.fromkeys(extra))
