@@ -1,0 +1,54 @@
+"""The ceiling a codebook model's stage 1 sets: how well the quantised auto-encoder (CodeTalker,
+GLDiTalker: stage `vqvae`) reconstructs each test split's ground-truth motion, from the run's
+`vqvae-best.ckpt`. The stage-2 model can only choose codes, so its lip error cannot go below this one
+(short of an auto-encoder that decodes better from codes it never saw encoded).
+
+Prints, per test split, the reconstruction's LVE and, where the leaderboard holds the dataset's
+`template` and `protocol_oracle` rows, the skill that LVE would give: (template - LVE) / (template -
+protocol oracle), the anchors' mean LVE over their rows.
+
+    python benchmarks/codebook_ceiling.py runs/synth/codetalker-quick-seed0-<time> [--leaderboards leaderboards]
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from facebench.bench.leaderboard import leaderboard_path, read_rows
+from facebench.data.sequence import collate
+from facebench.metrics.mesh import LipVertexError
+from facebench.render.animate import load_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run", help="a bench run folder of a model with a `vqvae` stage (CodeTalker, GLDiTalker)")
+    parser.add_argument("--root", default=None, help="dataset folder (default: the dataset's usual place)")
+    parser.add_argument("--leaderboards", default="leaderboards", help="where the anchors' rows are read")
+    args = parser.parse_args()
+    run = Path(args.run)
+    config, data, model = load_run(run, root=args.root)
+    torch.set_num_threads(int(config.get("threads", 2)))
+    model.load_state_dict(torch.load(run / "checkpoints" / "vqvae-best.ckpt", map_location="cpu", weights_only=False)["state_dict"])
+    model.eval()
+    rows = read_rows(leaderboard_path(args.leaderboards, data.name))
+    for split in data.test_split_names:
+        metric = LipVertexError(data.regions()["lve"])
+        clips = data.split_dataset(split)
+        with torch.no_grad():
+            for i in range(len(clips)):
+                batch = collate([clips[i]])
+                reconstructed = model.network.autoencoder(model.target_offsets(batch))[0]
+                metric.update(model.vertices_from_offsets(batch.templates, reconstructed), batch.vertices)
+        lve = float(metric.compute())
+        line = f"{split}: stage-1 reconstruction LVE {lve:.4g}"
+        anchors = {name: rows.loc[(rows["model"] == name) & (rows["split"] == split), "lve"].mean() for name in ("template", "protocol_oracle")}
+        if all(value == value for value in anchors.values()):  # both anchors on the board (NaN otherwise)
+            line += f", skill ceiling {(anchors['template'] - lve) / (anchors['template'] - anchors['protocol_oracle']):.3f}"
+            line += f" (template {anchors['template']:.4g}, protocol oracle {anchors['protocol_oracle']:.4g})"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
