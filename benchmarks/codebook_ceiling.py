@@ -36,11 +36,9 @@ def main() -> None:
     for split in data.test_split_names:
         metric = LipVertexError(data.regions()["lve"])
         clips = data.split_dataset(split)
-        with torch.no_grad():
-            for i in range(len(clips)):
-                batch = collate([clips[i]])
-                reconstructed = model.network.autoencoder(model.target_offsets(batch))[0]
-                metric.update(model.vertices_from_offsets(batch.templates, reconstructed), batch.vertices)
+        for i in range(len(clips)):
+            batch = collate([clips[i]])
+            metric.update(model.reconstructed_vertices(batch), batch.vertices)
         lve = float(metric.compute())
         line = f"{split}: stage-1 reconstruction LVE {lve:.4g}"
         anchors = {name: rows.loc[(rows["model"] == name) & (rows["split"] == split), "lve"].mean() for name in ("template", "protocol_oracle")}

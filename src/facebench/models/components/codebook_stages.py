@@ -91,6 +91,15 @@ class CodebookStages:
             out[b, :length] = autoencoder.decode(autoencoder.quantize(clip)[0] if quantize else clip)[0]
         return out
 
+    @torch.no_grad()
+    def reconstructed_vertices(self, batch: Batch) -> torch.Tensor:
+        """The auto-encoder's reconstruction of the batch's own ground truth, as vertices (B, T, V, 3),
+        each clip at its length: the best the later stage can reach by choosing latents (the
+        learning tests; `benchmarks/codebook_ceiling.py`)."""
+        lengths = batch.frame_lengths.tolist()
+        offsets = self.decode_latents(self.quantised_targets(self.target_offsets(batch), lengths), lengths, quantize=False)
+        return self.vertices_from_offsets(batch.templates, offsets)
+
     def validation_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         if self.in_vqvae_stage():  # reconstruction needs no style
             return self.reconstruction_losses(batch)
