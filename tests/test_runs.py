@@ -171,6 +171,17 @@ def test_variants_compose_in_order_on_the_command_line_and_in_yaml(capsys):
     assert "found no_such" in capsys.readouterr().out
 
 
+def test_a_variant_list_that_contains_itself_is_one_error():
+    from facebench.bench.config import ModelSpec
+    from facebench.errors import FacebenchError
+
+    spec = ModelSpec("m", {"variants": {"x": {"model": {"init_args": {"a": 1}}}, "loop": ["x", "loop"], "uses_loop": ["loop"]}})
+    assert spec.variant_settings("x") == {"model": {"init_args": {"a": 1}}}
+    for variant in ("loop", "uses_loop", "x+loop"):
+        with pytest.raises(FacebenchError, match=r"^model m: variant 'loop' \(in 'x\+loop'\): it contains itself$"):
+            spec.variant_settings(variant)
+
+
 def test_the_progress_bar_counts_epochs_from_one():
     from types import SimpleNamespace
 
