@@ -1,6 +1,6 @@
 """The ceiling a codebook model's stage 1 sets: how well the quantised auto-encoder (CodeTalker,
-GLDiTalker: stage `vqvae`) reconstructs each test split's ground-truth motion, from the run's
-`vqvae-best.ckpt`. The stage-2 model can only choose codes, so its lip error cannot go below this one
+GLDiTalker: stage `vqvae`) reconstructs each test split's ground-truth motion, from the run's best
+checkpoint (the auto-encoder is frozen after stage 1, so the last stage's holds it). The stage-2 model can only choose codes, so its lip error cannot go below this one
 (short of an auto-encoder that decodes better from codes it never saw encoded).
 
 Prints, per test split, the reconstruction's LVE and, where the leaderboard holds the dataset's
@@ -13,9 +13,10 @@ protocol oracle), the anchors' mean LVE over their rows.
 import argparse
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from facebench.bench.leaderboard import leaderboard_path, read_rows
+from facebench.bench.leaderboard import add_skill, leaderboard_path, read_rows
 from facebench.data.sequence import collate
 from facebench.metrics.mesh import LipVertexError
 from facebench.render.animate import load_run
@@ -30,8 +31,6 @@ def main() -> None:
     run = Path(args.run)
     config, data, model = load_run(run, root=args.root)
     torch.set_num_threads(int(config.get("threads", 2)))
-    model.load_state_dict(torch.load(run / "checkpoints" / "vqvae-best.ckpt", map_location="cpu", weights_only=False)["state_dict"])
-    model.eval()
     rows = read_rows(leaderboard_path(args.leaderboards, data.name))
     for split in data.test_split_names:
         metric = LipVertexError(data.regions()["lve"])
@@ -41,10 +40,10 @@ def main() -> None:
             metric.update(model.reconstructed_vertices(batch), batch.vertices)
         lve = float(metric.compute())
         line = f"{split}: stage-1 reconstruction LVE {lve:.4g}"
-        anchors = {name: rows.loc[(rows["model"] == name) & (rows["split"] == split), "lve"].mean() for name in ("template", "protocol_oracle")}
-        if all(value == value for value in anchors.values()):  # both anchors on the board (NaN otherwise)
-            line += f", skill ceiling {(anchors['template'] - lve) / (anchors['template'] - anchors['protocol_oracle']):.3f}"
-            line += f" (template {anchors['template']:.4g}, protocol oracle {anchors['protocol_oracle']:.4g})"
+        anchors = rows[(rows["model"].isin(["template", "protocol_oracle"])) & (rows["split"] == split)].groupby("model")["lve"].mean()
+        if len(anchors) == 2:  # both anchors on the board: the leaderboard's own skill
+            table = add_skill(pd.DataFrame({"model": [*anchors.index, "stage1"], "lve_mean": [*anchors.values, lve]}))
+            line += f", skill ceiling {table['skill'].iloc[-1]:.3f} (template {anchors['template']:.4g}, protocol oracle {anchors['protocol_oracle']:.4g})"
         print(line)
 
 

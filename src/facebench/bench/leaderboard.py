@@ -30,10 +30,14 @@ def leaderboard_path(folder: str | Path, dataset: str) -> Path:
     return Path(folder) / f"{dataset}.csv"
 
 
-def read_rows(path: str | Path) -> pd.DataFrame:
+def read_rows(path: str | Path, as_text: bool = False) -> pd.DataFrame:
+    """A board's rows (an empty table with every column where there is no file yet); `as_text`
+    keeps every cell as written, to write the rows back unchanged."""
     path = Path(path)
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
+    if as_text:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
@@ -53,7 +57,7 @@ def append_rows(path: str | Path, rows: list[dict]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
-        existing = pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=COLUMNS)
+        existing = read_rows(path, as_text=True)
         new = pd.DataFrame(rows)
         extra = [c for c in list(existing.columns) + list(new.columns) if c not in COLUMNS]
         columns = COLUMNS + list(dict.fromkeys(extra))
