@@ -146,15 +146,19 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def chosen_variants(spec, args: argparse.Namespace) -> list[str]:
     """`--variants`: all, base, or a comma-separated list of names (`base` for the model as
     configured; `a+b` for variants a and b together, b's settings over a's); by default all for
-    one model and the base model for `--model all`."""
+    one model and the base model for `--model all`. Each name is checked by the one that reads it,
+    `ModelSpec.variant_settings`, before anything trains."""
     choice = args.variants or ("base" if args.model == "all" else "all")
     if choice == "all":
         return list(spec.variants)
     names = [name.strip() for name in choice.split(",")]
-    known = ["base", *[v for v in spec.variants if v]]
-    unknown = [part for name in names for part in name.split("+") if part not in known or (part == "base" and name != "base")]
-    if unknown:
-        raise FacebenchError(f"--variants {choice}: expected all, or names among {', '.join(known)} for {spec.name}; found {', '.join(unknown)}")
+    for name in names:
+        if name == "base":
+            continue
+        try:
+            spec.variant_settings(name)
+        except FacebenchError as error:
+            raise FacebenchError(f"--variants {choice}: expected all, base, or variants of {spec.name} joined by '+'; {error}") from None
     return ["" if name == "base" else name for name in names]
 
 

@@ -59,8 +59,9 @@ class ModelSpec:
 
     def variant_settings(self, variant: str, within: tuple[str, ...] = ()) -> dict:
         """A variant's settings. A composition, `a+b` on the command line or a YAML list of names,
-        merges the named variants in order, each over the one before; in a list, `<base>.<name>`
-        names a variant of the model this one `extends`."""
+        merges the named variants in order, each over the one before; `<base>.<name>` names a
+        variant of the model this one `extends`. The one check of variant names, also for the
+        command line's `--variants`."""
         known = {**self.raw.get("variants", {}), **self.raw.get("base_variants", {})}
         merged: dict = {}
         for name in variant.split("+"):
