@@ -654,3 +654,45 @@ def test_evaluate_scores_video_predictions_as_bench_does(tmp_path, anchor_rows):
     (tmp_path / f"{clips.entries[0].name}.npz").unlink()
     with pytest.raises(DataError, match=f"{clips.entries[0].name}.npz or {clips.entries[0].name}.mp4"):
         evaluate_folder(tmp_path, "synth-video-tiny", "test_unseen", progress=False)
+
+
+def test_the_pose_condition_is_a_driving_videos_masks_without_the_lower_face(video_tiny, synth_tiny):
+    """`pose` (declared by SegTalker's `driving_pose`): the clip's masks with the lower half unknown,
+    at the frame count the audio implies, never the ground truth's length; a mesh set has none."""
+    from dataclasses import replace
+
+    from facebench.bench.config import resolve
+    from facebench.bench.runner import build
+    from facebench.data.segmentation import MOUTH_CLASSES, UNKNOWN
+    from facebench.data.sequence import SealedInputError, collate
+
+    data, model = build(resolve(model_specs()["segtalker"], "synth-video-tiny", "ci", 0, "driving_pose"), None)
+    assert model.conditions_used == ("pose",) and "pose: the driving video's masks, lower half hidden" in model.describe_inputs("video")
+    batch = collate([data.clip("test_unseen", 0)])
+    inputs = model.generation_inputs(batch)
+    pose, classes, half = inputs.condition("pose"), batch.frames[..., 3], batch.frames.shape[2] // 2
+    n = int(inputs.n_frames[0])
+    assert pose.shape == (1, n, *classes.shape[2:]) and pose.dtype == torch.uint8
+    assert (pose[:, :, half:] == UNKNOWN).all() and torch.equal(pose[0, :, :half], classes[0, :n, :half])
+    assert not any((classes[0, :, :half] == c).any() for c in MOUTH_CLASSES)  # on this corpus the mouth is below the hidden row
+    short = replace(batch, frames=batch.frames[:, :5], frame_lengths=torch.tensor([5]))  # a driving video shorter than the audio
+    driven = short.pose_source(inputs.n_frames)[0]  # its last frame held, not the audio cut
+    assert len(driven) == n and torch.equal(driven[:5], pose[0, :5]) and (driven[5:] == driven[4]).all()
+    # SegTalker generates from it: the upper face of the frames moves its masks, the lower face and
+    # every other ground-truth field do not.
+    torch.manual_seed(0)
+    for p in model.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    model.eval()
+    with torch.no_grad():
+        reference = model.generate_conditions(inputs)[0]
+        lower = batch.frames.clone()
+        lower[:, :, half:] = torch.randint_like(lower[:, :, half:], 0, 12)
+        again = model.generate_conditions(model.generation_inputs(replace(batch, frames=lower, names=["x"], subjects=["y"])))[0]
+        upper = batch.frames.clone()
+        upper[:, :, :half, :, 3] = upper[:, :1, :half, :, 3]  # the first frame's pose throughout
+        moved = model.generate_conditions(model.generation_inputs(replace(batch, frames=upper)))[0]
+    assert torch.equal(reference, again) and not torch.equal(reference, moved)
+    mesh = collate([FaceDataModule("synth-tiny", root=str(synth_tiny)).split_dataset("test_seen")[0]])
+    with pytest.raises(SealedInputError, match="declares 'pose' as an input, but this dataset's clips have none"):
+        mesh.inputs(1, ("pose",))

@@ -12,6 +12,8 @@ CLASSES = ("background", "lip", "eyebrows", "eyes", "hair", "nose", "skin", "ear
 N_CLASSES = len(CLASSES)
 # The mouth region of the mouth IoU: the lips and the mouth's inside (teeth included).
 MOUTH_CLASSES = (CLASSES.index("lip"), CLASSES.index("mouth"))
+# The class of a pixel no mask covers (a set without masks, a hidden part of a pose source).
+UNKNOWN = 255
 
 # face-parsing.PyTorch's 19 labels (0 bg, 1 skin, 2 l_brow, 3 r_brow, 4 l_eye, 5 r_eye, 6 eye_g,
 # 7 l_ear, 8 r_ear, 9 ear_r, 10 nose, 11 mouth, 12 u_lip, 13 l_lip, 14 neck, 15 neck_l, 16 cloth,

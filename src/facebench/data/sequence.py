@@ -17,6 +17,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from facebench.data.audio import frames_from_audio
+from facebench.data.segmentation import UNKNOWN
 
 # Padding value of per-frame integer labels (phonemes): the value torch's losses ignore.
 IGNORE_INDEX = -100
@@ -24,8 +25,14 @@ IGNORE_INDEX = -100
 # What a clip knows that a model must not see when it generates.
 GROUND_TRUTH = ("vertices", "frames", "frame_lengths", "phonemes", "emotion", "intensity", "content", "texts", "text",
                 "deterministic", "protocol_oracle", "names", "name", "subjects", "subject")  # fmt: skip
-# Conditions a model may declare as inputs (the protocol records which it used).
-DECLARABLE_CONDITIONS = ("intensity", "emotion")
+# Conditions a model may declare as inputs (the protocol records which it used). `pose`: a driving
+# video's masks with the lower face hidden (video only; `Batch.pose_source`).
+DECLARABLE_CONDITIONS = ("intensity", "emotion", "pose")
+# The rows of a driving video's masks a `pose` condition hides: from this fraction of the height
+# down, Wav2Lip's hidden lower half. [ours] the protocol's rule.
+POSE_HIDDEN_FROM = 0.5
+# How a row's `inputs` column names a declared condition (else by its name).
+CONDITION_NAMES = {"pose": "pose: the driving video's masks, lower half hidden"}
 # Inputs only an anchor may declare: the oracle's privileged view of the synthetic corpus.
 PRIVILEGED_INPUTS = ("deterministic", "protocol_oracle", "first_frame", "frames")  # frames: the video calibration anchors
 
@@ -146,8 +153,8 @@ class Batch:
             n_frames = self.frame_lengths
         return ModelInputs(
             audio=self.audio, audio_lengths=self.audio_lengths, n_frames=n_frames, templates=rgbl(self.templates),
-            style=self.style, fps=self.fps, conditions=self._declared(conditions, DECLARABLE_CONDITIONS),
-            privileged=self._declared(privileged, PRIVILEGED_INPUTS),
+            style=self.style, fps=self.fps, conditions=self._declared(conditions, DECLARABLE_CONDITIONS, n_frames),
+            privileged=self._declared(privileged, PRIVILEGED_INPUTS, n_frames),
         )  # fmt: skip
 
     @property
@@ -155,15 +162,29 @@ class Batch:
         """(B, V, 3) each clip's first ground-truth frame (a privileged input where declared)."""
         return self.target[:, 0]
 
-    def _declared(self, names: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    def pose_source(self, n_frames: torch.Tensor) -> torch.Tensor:
+        """The `pose` condition: each video clip's masks as a driving video gives them, (B, T, H, W)
+        uint8 with T = n_frames.max(), the rows from `POSE_HIDDEN_FROM` of the height down unknown
+        (255), so the mouth is not in it. It follows the frame count the model generates, never the
+        ground truth's length: a clip's last frame is repeated where n_frames is longer, the rest is
+        left out where shorter, and frames past n_frames are unknown."""
+        classes = self.frames[..., 3].clone()
+        classes[:, :, int(POSE_HIDDEN_FROM * classes.shape[2]) :] = UNKNOWN
+        out = torch.full((len(self), int(n_frames.max()), *classes.shape[2:]), UNKNOWN, dtype=torch.uint8, device=classes.device)
+        for b, (wanted, have) in enumerate(zip(n_frames.tolist(), self.frame_lengths.tolist())):
+            index = torch.arange(wanted, device=classes.device).clamp(max=have - 1)
+            out[b, :wanted] = classes[b, index]
+        return out
+
+    def _declared(self, names: tuple[str, ...], allowed: tuple[str, ...], n_frames: torch.Tensor) -> dict[str, torch.Tensor]:
         values = {}
         for name in names:
             if name not in allowed:
                 raise SealedInputError(f"'{name}' cannot be declared as a generation input; declarable: {', '.join(allowed)}")
-            value = getattr(self, name)
+            value = self.frames if name == "pose" else getattr(self, name)
             if value is None:
                 raise SealedInputError(f"the model declares '{name}' as an input, but this dataset's clips have none")
-            values[name] = rgbl(value)
+            values[name] = self.pose_source(n_frames) if name == "pose" else rgbl(value)
         return values
 
     def with_conditions(self, n_styles: int) -> Batch:

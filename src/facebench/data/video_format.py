@@ -22,10 +22,9 @@ import torch
 from facebench.data.audio import SAMPLE_RATE, load_audio, normalize_audio
 from facebench.data.faceformer_format import ClipEntry, FaceFormerFormat, MeadNames
 from facebench.data.presets import DatasetPreset, identity_disjoint_splits
+from facebench.data.segmentation import UNKNOWN
 from facebench.data.sequence import Sequence
 from facebench.errors import DataError
-
-UNKNOWN_CLASS = 255
 
 
 def video_header(path: Path) -> tuple[int, float, tuple[int, int]]:
@@ -112,7 +111,7 @@ class VideoFormat(FaceFormerFormat):
             rgb, _ = read_video(video)
         except RenderError as exc:
             raise DataError(video, "a decodable video", str(exc)) from exc
-        labels = np.full(rgb.shape[:3], UNKNOWN_CLASS, dtype=np.uint8)
+        labels = np.full(rgb.shape[:3], UNKNOWN, dtype=np.uint8)
         if masks is not None and masks.is_file():
             try:
                 labels = np.load(masks)["masks"]

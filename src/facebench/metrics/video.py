@@ -37,13 +37,12 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from facebench.data.segmentation import CLASSES, MOUTH_CLASSES, N_CLASSES
+from facebench.data.segmentation import CLASSES, MOUTH_CLASSES, N_CLASSES, UNKNOWN
 from facebench.metrics.lpips import distance, distance_maps
 from facebench.metrics.mesh import MetricInputError
 from facebench.sync.expert import clip_scores
 
 PSNR_EPS = 1e-8
-UNKNOWN = 255
 TEXTURE_REGIONS = ("skin", "hair")  # the region columns: psnr_<region>, lpips_<region>
 REGION_CLASSES = tuple(CLASSES.index(region) for region in TEXTURE_REGIONS)
 

@@ -24,7 +24,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from facebench.data.sequence import Batch, ModelInputs, SealedBatch
+from facebench.data.sequence import CONDITION_NAMES, Batch, ModelInputs, SealedBatch
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class TalkingFaceModule(L.LightningModule):
     def describe_inputs(self, modality: str = "mesh") -> str:
         """What the model generates from, for the leaderboard row's `inputs` column."""
         base = ["audio", "template", "style"] if modality == "mesh" else ["audio", "reference frame and its mask"]
-        parts = [*base, "frame count from audio", *self.conditions_used]
+        parts = [*base, "frame count from audio", *(CONDITION_NAMES.get(name, name) for name in self.conditions_used)]
         text = ", ".join(parts)
         if self.privileged_inputs:
             text += "; privileged: " + ", ".join(self.privileged_inputs)

@@ -8,20 +8,22 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from facebench.data.segmentation import MOUTH_CLASSES, N_CLASSES
+from facebench.data.segmentation import MOUTH_CLASSES, N_CLASSES, UNKNOWN
 from facebench.data.sequence import Batch, ModelInputs, rgbl
 from facebench.errors import FacebenchError
 from facebench.metrics.lpips import ALEXNET_ENV, ALEXNET_FILE, lpips_from
 from facebench.models.base import Stage, TalkingFaceModule
 from facebench.models.segtalker.network import (
-    UNKNOWN,
     SegTalkerNetwork,
     classes_at,
     frames_to_working,
+    masks_at,
     working_to_frames,
 )
 from facebench.sync.expert import one_hot_masks, stored_expert
 from facebench.sync.scores import FRAMES_PER_WINDOW, window_count
+
+POSE_SOURCES = ("reference", "target", "driving")
 
 
 def one_hot(labels: torch.Tensor) -> torch.Tensor:
@@ -45,10 +47,12 @@ class SegTalker(TalkingFaceModule):
             not only the bottleneck. [ours]
         tsg_downsample: TSG's U-Net runs at R / tsg_downsample and its logits are resized to R (the
             reference mask is added at R). [ours]
-        pose_source: what TSG's pose-source mask is in training: "reference" (the clip's first
-            frame, what generation has: the protocol gives no driving video) or "target" (the
-            frame's own mask, lower face hidden, the paper's reading; generation still uses the
-            reference). [ours]
+        pose_source: TSG's pose-source mask: "reference" (the clip's first frame, in training and
+            at generation: the default protocol gives no driving video), "target" (in training the
+            frame's own mask, lower face hidden; generation still uses the reference) or "driving"
+            (the paper's reading: the model declares the `pose` condition, a driving video's masks
+            with the lower half hidden, and TSG takes each frame's from it, in training from the
+            ground truth by the same rule, `Batch.pose_source`). [ours]
         generator: "regions" (SGI: region codes, mask-guided modulation) or "plain" (the ablation:
             an image-to-image U-Net, no region codes). [ours]
         sgi_width, style_dim, levels, disc_width: SGI's and the discriminator's sizes. [ours]
@@ -114,8 +118,10 @@ class SegTalker(TalkingFaceModule):
     ):
         super().__init__(n_vertices, n_styles, fps, period, audio_per_frame, lr)
         self.save_hyperparameters()
-        if pose_source not in ("reference", "target"):
-            raise ValueError(f"pose_source: expected 'reference' or 'target', found {pose_source!r}")
+        if pose_source not in POSE_SOURCES:
+            raise ValueError(f"pose_source: expected one of {', '.join(POSE_SOURCES)}, found {pose_source!r}")
+        if pose_source == "driving":
+            self.conditions_used = ("pose",)
         self.image_size, self.resolution = image_size, resolution or image_size
         self.network = SegTalkerNetwork(self.resolution, audio_encoder, tsg_width, tsg_depth, hide_from, sgi_width, style_dim, levels, disc_width, generator,
                                         reference_skip, tsg_downsample, audio_per_frame, audio_film)  # fmt: skip
@@ -199,12 +205,16 @@ class SegTalker(TalkingFaceModule):
         of each window that has a full audio window."""
         features = self.audio_features(batch.audio, batch.audio_lengths, batch.frame_lengths)
         _, _, reference = self.working(batch.templates)
+        driving = batch.pose_source(batch.frame_lengths) if self.pose_source == "driving" else None
         logits, labels, sync = [], [], []
         for b, length in enumerate(batch.frame_lengths.tolist()):
             starts = torch.randint(0, max(length - FRAMES_PER_WINDOW, 0) + 1, (self.windows_per_clip,)).tolist()
             index = torch.tensor([min(s + k, length - 1) for s in starts for k in range(FRAMES_PER_WINDOW)], device=self.device)
             _, target, target_masks = self.working(batch.frames[b, index])
-            source = target_masks if self.pose_source == "target" else reference[b : b + 1].expand(len(index), -1, -1, -1)
+            if driving is not None:
+                source = masks_at(driving[b, index], self.resolution)
+            else:
+                source = target_masks if self.pose_source == "target" else reference[b : b + 1].expand(len(index), -1, -1, -1)
             logits.append(self.network.tsg(source, reference[b : b + 1].expand(len(index), -1, -1, -1), features[b, index]))
             labels.append(target)
             n_windows = window_count(length, int(batch.audio_lengths[b]))
@@ -292,17 +302,19 @@ class SegTalker(TalkingFaceModule):
     # -- generation ------------------------------------------------------------------------------
 
     def segment(self, inputs: ModelInputs, chunk: int = 64) -> list[torch.Tensor]:
-        """TSG alone: per clip, the mask logits (T, 12, R, R) of its frames, with the reference mask
-        as the pose source."""
+        """TSG alone: per clip, the mask logits (T, 12, R, R) of its frames, with the declared
+        `pose` condition as the pose source (`pose_source: driving`), else the reference mask."""
         _, _, reference = self.working(inputs.templates)
         features = self.audio_features(inputs.audio, inputs.audio_lengths, inputs.n_frames)
+        driving = inputs.condition("pose") if self.pose_source == "driving" else None
         logits = []
         for b, length in enumerate(inputs.n_frames.tolist()):
             parts = []
             for start in range(0, length, chunk):
                 n = min(chunk, length - start)
                 ref = reference[b : b + 1].expand(n, -1, -1, -1)
-                parts.append(self.network.tsg(ref, ref, features[b, start : start + n]))
+                source = ref if driving is None else masks_at(driving[b, start : start + n], self.resolution)
+                parts.append(self.network.tsg(source, ref, features[b, start : start + n]))
             logits.append(torch.cat(parts))
         return logits
 

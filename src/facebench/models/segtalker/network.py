@@ -21,11 +21,9 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-from facebench.data.segmentation import N_CLASSES
+from facebench.data.segmentation import N_CLASSES, UNKNOWN
 from facebench.models.components.audio_encoders import build_audio_encoder
 from facebench.sync.expert import one_hot_masks
-
-UNKNOWN = 255
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -275,13 +273,21 @@ def frames_to_working(frames: torch.Tensor, resolution: int) -> tuple[torch.Tens
     share of every pixel (the one-hot masks area-resized: thin regions such as the lips survive a
     downsizing) and the classes (N, R, R) long, their argmax (255 where no class covers half a pixel)."""
     rgb = rearrange(frames[..., :3], "n h w c -> n c h w") * 2 - 1
-    masks = one_hot_masks(frames[..., 3]).permute(0, 3, 1, 2)
     if frames.shape[1] != resolution:
-        mode = "area" if frames.shape[1] > resolution else "bilinear"
-        rgb = F.interpolate(rgb, size=(resolution, resolution), mode=mode)
-        masks = F.interpolate(masks, size=(resolution, resolution), mode=mode)
+        rgb = F.interpolate(rgb, size=(resolution, resolution), mode="area" if frames.shape[1] > resolution else "bilinear")
+    masks = masks_at(frames[..., 3], resolution)
     share, labels = masks.max(1)
     return rgb, torch.where(share >= 0.5, labels, torch.full_like(labels, UNKNOWN)), masks
+
+
+def masks_at(classes: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Class maps (N, H, W) -> each class's share of every pixel at the working resolution
+    (N, 12, R, R): the one-hot masks (unknown pixels all zero) area-resized, so thin regions such
+    as the lips survive a downsizing."""
+    masks = one_hot_masks(classes).permute(0, 3, 1, 2)
+    if classes.shape[1] != resolution:
+        masks = F.interpolate(masks, size=(resolution, resolution), mode="area" if classes.shape[1] > resolution else "bilinear")
+    return masks
 
 
 def classes_at(logits: torch.Tensor, size: int) -> torch.Tensor:
