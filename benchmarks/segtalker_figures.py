@@ -22,7 +22,7 @@ from facebench.render.animate import load_run
 def generated(run: str, split: str, index: int) -> tuple[object, torch.Tensor]:
     _, data, model = load_run(run)
     clip = data.split_dataset(split)[index]
-    return clip, model.generate(collate([clip]).inputs(data.preset.audio_per_frame))[0]
+    return clip, model.generate(model.generation_inputs(collate([clip])))[0]  # with the conditions the model declares
 
 
 def main() -> None:

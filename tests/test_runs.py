@@ -53,6 +53,18 @@ def test_the_leaderboard_keeps_environments_apart():
         "AMD EPYC, 2 threads, torch 2.13.0", "Intel Xeon, 2 threads, torch 2.13.0"}
 
 
+def test_rows_given_the_clips_own_ground_truth_are_marked_and_not_ranked():
+    """A model that declares the `pose` condition (the driving video is the clip itself) is shown
+    with a dagger and its footnote, and the bold goes to the best of the others."""
+    row = {"model": "seg", "variant": "", "dataset": "d", "split": "s", "profile": "quick", "config_hash": "h", "seed": 0,
+           "date": "2026-01-01", "psnr": 20.0, "inputs": "audio, reference frame and its mask, frame count from audio"}  # fmt: skip
+    posed = {**row, "variant": "driving_pose", "config_hash": "p", "psnr": 21.0, "inputs": row["inputs"] + ", pose: the driving video's masks, lower half hidden"}
+    header, lines, best, note = lb.split_tables("d", pd.DataFrame([row, posed]))["s"]
+    variants = [line[header.index("variant")] for line in lines]
+    assert variants == ["", "driving_pose †"] and best["PSNR"] == 0 and note.startswith("† also given part of the clip's own ground truth")
+    assert "†" not in lb.split_tables("d", pd.DataFrame([row]))["s"][3]
+
+
 @pytest.mark.slow
 def test_an_interrupted_run_exits_non_zero_and_resumes(synth_tiny, tmp_path):
     running = bench(synth_tiny, tmp_path, "--set", "trainer.max_epochs=6", "--set", "data.max_train_clips=8", wait=False)

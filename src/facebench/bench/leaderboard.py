@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
+from facebench.data.sequence import CONDITION_NAMES, GROUND_TRUTH_CONDITIONS
+
 # What each column means and how it is measured: README, "Leaderboard rows".
 IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
 METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity", "per", "per_gt", "emotion_accuracy",
@@ -144,7 +146,14 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     table["n"] = grouped.size()
     table["rtf"] = grouped["rtf"].mean() if "rtf" in rows else None
     table["params"] = grouped["params"].max() if "params" in rows else None
+    table["given_ground_truth"] = grouped["inputs"].agg(given_ground_truth) if "inputs" in rows else False
     return table.reset_index()
+
+
+def given_ground_truth(inputs: pd.Series) -> bool:
+    """Whether rows' `inputs` name a condition taken from the clip's own ground truth (`pose`)."""
+    names = [CONDITION_NAMES.get(name, name) for name in GROUND_TRUTH_CONDITIONS]
+    return bool(inputs.fillna("").map(lambda text: any(name in text for name in names)).any())
 
 
 def add_skill(table: pd.DataFrame) -> pd.DataFrame:
@@ -164,8 +173,10 @@ def add_skill(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_rows(table: pd.DataFrame) -> dict[str, int]:
-    """Index of the best non-anchor line per ranked metric (diversity: highest; others: lowest)."""
-    candidates = table[~table["model"].isin(ANCHORS)]
+    """Index of the best line per ranked metric (diversity: highest; others: lowest) among the
+    models that generate from the protocol's inputs: not the anchors, nor a model also given part
+    of the clip's ground truth through a condition (`given_ground_truth`)."""
+    candidates = table[~table["model"].isin(ANCHORS) & ~table["given_ground_truth"].astype(bool)]
     best = {}
     for metric in SHOWN:
         column = f"{metric}_mean"
@@ -218,14 +229,19 @@ def split_tables(dataset: str, rows: pd.DataFrame) -> dict[str, tuple[list[str],
         header += ["RTF", "params"]
         lines = []
         for _, row in table.iterrows():
-            line = [row["model"], row["variant"], row["profile"], *([row["environment"]] if several else []), str(int(row["n"]))]
+            variant = row["variant"] + (" †" if row["given_ground_truth"] else "")
+            line = [row["model"], variant, row["profile"], *([row["environment"]] if several else []), str(int(row["n"]))]
             line += [format_metric(row, m, scale.get(m, 1.0)) for m in metrics]
             if "skill" in table:
                 line.append(f"{row['skill']:.3f}")
             line += [f"{row['rtf']:.3g}" if pd.notna(row["rtf"]) else "", f"{int(row['params']):,}" if pd.notna(row["params"]) else ""]
             lines.append(line)
         best = {header[first_metric + metrics.index(m)]: i for m, i in best_rows(table).items() if m in metrics}
-        result[split] = (header, lines, best, lip_reading_note(part))
+        notes = [lip_reading_note(part)]
+        if table["given_ground_truth"].any():
+            notes.append(f"† also given part of the clip's own ground truth ({', '.join(GROUND_TRUTH_CONDITIONS)} condition: the "
+                         "driving video is the clip itself, its lower half hidden): not ranked against the others.")  # fmt: skip
+        result[split] = (header, lines, best, " ".join(note for note in notes if note))
     return result
 
 

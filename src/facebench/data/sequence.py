@@ -33,6 +33,9 @@ DECLARABLE_CONDITIONS = ("intensity", "emotion", "pose")
 POSE_HIDDEN_FROM = 0.5
 # How a row's `inputs` column names a declared condition (else by its name).
 CONDITION_NAMES = {"pose": "pose: the driving video's masks, lower half hidden"}
+# Conditions a benchmark set can only give from the clip's own ground truth (its driving video is
+# the clip itself): rows that declare one are marked and not ranked against the others.
+GROUND_TRUTH_CONDITIONS = ("pose",)
 # Inputs only an anchor may declare: the oracle's privileged view of the synthetic corpus.
 PRIVILEGED_INPUTS = ("deterministic", "protocol_oracle", "first_frame", "frames")  # frames: the video calibration anchors
 
