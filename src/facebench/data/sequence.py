@@ -171,8 +171,7 @@ class Batch:
         (255), so the mouth is not in it. It follows the frame count the model generates, never the
         ground truth's length: a clip's last frame is repeated where n_frames is longer, the rest is
         left out where shorter, and frames past n_frames are unknown."""
-        classes = self.frames[..., 3].clone()
-        classes[:, :, int(POSE_HIDDEN_FROM * classes.shape[2]) :] = UNKNOWN
+        classes = without_lower_face(self.frames[..., 3])
         out = torch.full((len(self), int(n_frames.max()), *classes.shape[2:]), UNKNOWN, dtype=torch.uint8, device=classes.device)
         for b, (wanted, have) in enumerate(zip(n_frames.tolist(), self.frame_lengths.tolist())):
             index = torch.arange(wanted, device=classes.device).clamp(max=have - 1)
@@ -212,6 +211,14 @@ class Batch:
                 value = value * n
             values[f.name] = value
         return replace(self, **values)
+
+
+def without_lower_face(classes: torch.Tensor) -> torch.Tensor:
+    """Class maps (..., H, W) with the rows from `POSE_HIDDEN_FROM` of the height down unknown: the
+    `pose` condition's rule, for whoever builds a pose source (`Batch.pose_source`, training)."""
+    hidden = classes.clone()
+    hidden[..., int(POSE_HIDDEN_FROM * classes.shape[-2]) :, :] = UNKNOWN
+    return hidden
 
 
 def frame_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from facebench.data.segmentation import MOUTH_CLASSES, N_CLASSES, UNKNOWN
-from facebench.data.sequence import Batch, ModelInputs, rgbl
+from facebench.data.sequence import Batch, ModelInputs, rgbl, without_lower_face
 from facebench.errors import FacebenchError
 from facebench.metrics.lpips import ALEXNET_ENV, ALEXNET_FILE, lpips_from
 from facebench.models.base import Stage, TalkingFaceModule
@@ -205,16 +205,17 @@ class SegTalker(TalkingFaceModule):
         of each window that has a full audio window."""
         features = self.audio_features(batch.audio, batch.audio_lengths, batch.frame_lengths)
         _, _, reference = self.working(batch.templates)
-        driving = batch.pose_source(batch.frame_lengths) if self.pose_source == "driving" else None
         logits, labels, sync = [], [], []
         for b, length in enumerate(batch.frame_lengths.tolist()):
             starts = torch.randint(0, max(length - FRAMES_PER_WINDOW, 0) + 1, (self.windows_per_clip,)).tolist()
             index = torch.tensor([min(s + k, length - 1) for s in starts for k in range(FRAMES_PER_WINDOW)], device=self.device)
             _, target, target_masks = self.working(batch.frames[b, index])
-            if driving is not None:
-                source = masks_at(driving[b, index], self.resolution)
+            if self.pose_source == "driving":  # the `pose` condition's rule, on this window's frames only
+                source = masks_at(without_lower_face(batch.frames[b, index, ..., 3]), self.resolution)
+            elif self.pose_source == "target":
+                source = target_masks
             else:
-                source = target_masks if self.pose_source == "target" else reference[b : b + 1].expand(len(index), -1, -1, -1)
+                source = reference[b : b + 1].expand(len(index), -1, -1, -1)
             logits.append(self.network.tsg(source, reference[b : b + 1].expand(len(index), -1, -1, -1), features[b, index]))
             labels.append(target)
             n_windows = window_count(length, int(batch.audio_lengths[b]))
