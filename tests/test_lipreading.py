@@ -146,3 +146,22 @@ def test_the_synthetic_corpora_readers_are_shipped(synth_tiny, tmp_path, monkeyp
     other = json.loads((corpus / "card.json").read_text())
     (corpus / "card.json").write_text(json.dumps({**other, "seed": 7}))  # another corpus: nothing shipped for it
     assert ref.shipped_reader(FaceDataModule("synth-tiny", root=str(corpus))) is None
+
+
+def test_the_reader_trains_on_its_recipes_threads_and_gives_the_callers_back(synth_tiny, monkeypatch):
+    """Its weights depend on torch's threads, so it trains on the recipe's whatever the caller's
+    (as the other stored judges), and the caller's threads and random state come back after."""
+    seen = []
+    real_loss = ref.ctc_loss
+    monkeypatch.setattr(ref, "ctc_loss", lambda *a: seen.append(torch.get_num_threads()) or real_loss(*a))
+    callers = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(3)
+        expected = torch.rand(1)
+        torch.manual_seed(3)
+        _, card = ref.train_reader(FaceDataModule("synth-tiny", root=str(synth_tiny)), ref.ReaderRecipe(epochs=1), progress=False)
+        assert torch.get_num_threads() == 1 and torch.equal(torch.rand(1), expected)
+    finally:
+        torch.set_num_threads(callers)
+    assert seen and set(seen) == {2} and card["trained_on"]["threads"] == 2

@@ -14,6 +14,7 @@ import pytest
 
 from facebench.bench import leaderboard as lb
 from facebench.cli import main
+from facebench.environment import kernels
 from tests.fabricate import write_own_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +39,7 @@ def test_the_thread_setting_not_the_machines_default_decides_the_numbers(synth_t
         assert result.returncode == 0, result.stdout + result.stderr
     one, two = (pd.read_csv(tmp_path / n / "lb" / "synth-tiny.csv") for n in ("one", "two"))
     assert (one.threads == 2).all() and (two.threads == 2).all() and one.cpu.iloc[0]
+    assert one.kernels.str.startswith(kernels().split(",")[0] + ", oneDNN ").all()  # torch's capability: the environment's, as here
     for metric in ("lve", "fdd", "mve", "eve", "per"):
         assert one[metric].tolist() == two[metric].tolist(), metric
 
@@ -45,12 +47,15 @@ def test_the_thread_setting_not_the_machines_default_decides_the_numbers(synth_t
 def test_the_leaderboard_keeps_environments_apart():
     row = {"model": "m", "variant": "", "dataset": "d", "split": "s", "profile": "quick", "config_hash": "h", "seed": 0,
            "date": "2026-01-01", "lve": 1.0, "torch": "2.13.0", "cpu": "AMD EPYC", "gpu": "", "threads": 2}  # fmt: skip
-    rows = pd.DataFrame([row, {**row, "date": "2026-01-02", "lve": 3.0, "cpu": "Intel Xeon"}, {**row, "seed": 1, "lve": 2.0}])
+    # One CPU name with other kernels (instruction sets) is another environment too; a row from
+    # before the `kernels` column keeps its label.
+    avx512 = {**row, "date": "2026-01-03", "lve": 5.0, "kernels": "AVX512, oneDNN native, MKL_CBWR=auto"}
+    rows = pd.DataFrame([row, {**row, "date": "2026-01-02", "lve": 3.0, "cpu": "Intel Xeon"}, {**row, "seed": 1, "lve": 2.0}, avx512])
     table = lb.summarise(rows)
-    assert sorted(table.lve_mean.tolist()) == [1.5, 3.0]  # the other CPU's seed 0 did not replace this one's
+    assert sorted(table.lve_mean.tolist()) == [1.5, 3.0, 5.0]  # the other machines' seed 0 did not replace this one's
     header, lines, _, _ = lb.split_tables("d", rows)["s"]
     assert "environment" in header and {line[header.index("environment")] for line in lines} == {
-        "AMD EPYC, 2 threads, torch 2.13.0", "Intel Xeon, 2 threads, torch 2.13.0"}
+        "AMD EPYC, 2 threads, torch 2.13.0", "Intel Xeon, 2 threads, torch 2.13.0", "AMD EPYC (AVX512, oneDNN native, MKL_CBWR=auto), 2 threads, torch 2.13.0"}
 
 
 def test_rows_given_the_clips_own_ground_truth_are_marked_and_not_ranked():
@@ -126,6 +131,20 @@ def test_messages_keep_their_brackets_and_say_where_to_look(tmp_path, monkeypatc
         main(["bench", "--model", "template", "--data", "vocaset"])
     out = capsys.readouterr().out
     assert "$FACEBENCH_DATA" in out and "--root" in out
+
+
+def test_command_line_trainer_settings_are_every_stages(synth_tiny):
+    """`--max-epochs` (any trainer setting from the command line) reaches a stage that sets its own
+    epochs too, instead of being undone by it."""
+    from facebench.bench.config import model_specs, resolve
+    from facebench.cli import build_parser, command_line_overrides
+
+    overrides = command_line_overrides(build_parser().parse_args(["bench", "--model", "ct", "--max-epochs", "2", "--precision", "bf16-mixed"]))
+    plain = resolve(model_specs()["codetalker"], "synth-tiny", "quick", 0)
+    config = resolve(model_specs()["codetalker"], "synth-tiny", "quick", 0, overrides=overrides)
+    assert {s: t["trainer"]["max_epochs"] for s, t in plain["stages"].items()} == {"vqvae": 30, "predictor": 30}
+    assert {s: t["trainer"] for s, t in config["stages"].items()} == {s: {"max_epochs": 2, "precision": "bf16-mixed"} for s in ("vqvae", "predictor")}
+    assert config["trainer"]["max_epochs"] == 2
 
 
 def test_bench_run_settings_for_several_devices_are_checked(capsys):

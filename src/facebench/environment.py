@@ -21,12 +21,15 @@ def cpu_name() -> str:
 
 
 def environment(device: torch.device) -> dict[str, str | int]:
-    """Where a row was measured: torch version, CPU and GPU names, torch's CPU threads."""
+    """Where a row was measured: torch version, CPU and GPU names, torch's CPU threads, and the CPU
+    kernels (two CPUs with one model name can differ in instruction sets, and so in the rows:
+    README, "Determinism")."""
     return {
         "torch": torch.__version__,
         "cpu": cpu_name(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
         "threads": torch.get_num_threads(),
+        "kernels": kernels(),
     }
 
 
@@ -51,5 +54,10 @@ def portable_kernels() -> bool:
 
 
 def kernels() -> str:
-    """The CPU kernels this process uses: torch's capability and MKL's reproducibility mode."""
-    return f"{torch.backends.cpu.get_cpu_capability()}, MKL_CBWR={os.environ.get('MKL_CBWR', 'auto')}"
+    """The CPU kernels this process uses: torch's vectorised kernels' capability, oneDNN's
+    instruction-set cap (`native`: the CPU's; `off` where torch does not call it), and MKL's
+    reproducibility mode. Torch's and oneDNN's both change a training run's floats (measured:
+    README, "Determinism")."""
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "native"
+    onednn = onednn if torch.backends.mkldnn.enabled else "off"
+    return f"{torch.backends.cpu.get_cpu_capability()}, oneDNN {onednn}, MKL_CBWR={os.environ.get('MKL_CBWR', 'auto')}"

@@ -181,6 +181,11 @@ def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     again); `dataset_name` is its name."""
     config = deep_merge({"stages": {}, "evaluation": {"samples": 1, "seed": 0}, **load_profile(profile)}, spec.resolve(dataset, profile, variant))
     config = deep_merge(config, overrides or {})
+    # The command line's trainer settings (`--max-epochs`, `--precision`, ...) are every stage's:
+    # a stage's own trainer settings, merged over the run's in `fit_stages`, must not undo them.
+    for settings in config["stages"].values():
+        if "trainer" in settings:
+            settings["trainer"] = deep_merge(settings["trainer"], (overrides or {}).get("trainer", {}))
     config.update(model_name=spec.name, variant=variant, dataset=dataset, dataset_name=dataset_name(dataset), profile=profile, seed=seed)
     check_schedules(config)
     return config

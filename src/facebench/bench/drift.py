@@ -16,12 +16,9 @@ from filelock import FileLock
 
 from facebench.bench.config import benchmarks_dir, resolve_models
 from facebench.bench.leaderboard import ENVIRONMENT, METRICS, read_rows, write_atomically
-from facebench.environment import kernels
 
 DATASET, PROFILE, SEED = "synth-tiny", "ci", 0
 KEY = ["model", "variant", "split"]
-# Where the reference was made: the leaderboard's environment columns and the kernels.
-DRIFT_ENVIRONMENT = ENVIRONMENT + ["kernels"]
 
 
 def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame:
@@ -31,13 +28,13 @@ def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame
     with tempfile.TemporaryDirectory() as runs:
         for spec in resolve_models(models, DATASET):  # each model as it is; ablation variants are not checked
             rows += run_one(spec, DATASET, PROFILE, SEED, leaderboards=None, runs=Path(runs), progress=progress)
-    table = pd.DataFrame(rows).assign(kernels=kernels())
-    return table[KEY + [m for m in METRICS if m in table] + DRIFT_ENVIRONMENT]
+    table = pd.DataFrame(rows)
+    return table[KEY + [m for m in METRICS if m in table] + ENVIRONMENT]
 
 
 def environments(table: pd.DataFrame) -> str:
     """The distinct environments of a table's rows, one line each."""
-    present = [c for c in DRIFT_ENVIRONMENT if c in table]
+    present = [c for c in ENVIRONMENT if c in table]
     if not present:
         return "not recorded"
     return "; ".join(", ".join(f"{c}={row[c]}" for c in present) for _, row in table[present].drop_duplicates().iterrows())

@@ -20,7 +20,7 @@ METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity
            "clips"]  # fmt: skip
 COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "rtf_clips", "peak_memory_mb", "device", "processes",
         "precision"]  # fmt: skip
-ENVIRONMENT = ["torch", "cpu", "gpu", "threads"]
+ENVIRONMENT = ["torch", "cpu", "gpu", "threads", "kernels"]
 PROVENANCE = ["protocol", "inputs", "samples", "config_hash", "checkpoint", "region_set", "per_reader", "sync_judge", "lpips_net", "fid_net",
               "lmd_judge",
               "audio_encoder",
@@ -115,11 +115,13 @@ def display_scale(dataset: str) -> dict[str, float]:
 
 
 def environment_label(rows: pd.DataFrame) -> pd.Series:
-    """One string per row naming where it was measured: the GPU or CPU, torch's threads, torch."""
+    """One string per row naming where it was measured: the GPU, or the CPU with its kernels where
+    the row records them (rows before the `kernels` column do not), torch's threads, torch."""
 
     def label(row: pd.Series) -> str:
         text = lambda key: str(row[key]) if key in row and pd.notna(row[key]) and str(row[key]) else ""  # noqa: E731
-        where = text("gpu") or text("cpu")
+        cpu = f"{text('cpu')} ({text('kernels')})" if text("kernels") else text("cpu")
+        where = text("gpu") or cpu
         threads = f"{int(float(text('threads')))} threads" if text("threads") else ""
         return ", ".join(part for part in (where, threads, f"torch {text('torch')}" if text("torch") else "") if part)
 

@@ -29,6 +29,7 @@ from facebench.data.sequence import Batch, collate, frame_mask
 from facebench.environment import cpu_name
 from facebench.errors import DataError
 from facebench.lipreading.ctc import ctc_loss, greedy_decode, phoneme_error_rate, reference_sequences
+from facebench.weights import judge_training
 
 # Bump when the network or the recipe changes: a stored reader of another version is never used.
 VERSION = 2
@@ -48,6 +49,9 @@ class ReaderRecipe:
     lr: float = 2e-3
     dropout: float = 0.1
     seed: int = 0
+    # torch's CPU threads while training, as the other stored judges' (facebench.weights.judge_training):
+    # the weights depend on them, and must not depend on the process that trains the reader first.
+    threads: int = 2
     # Augmentation of the ground truth, so that the judge reads what is said rather than how fully it
     # is articulated: models under-articulate and smooth, which alone must not make speech unreadable.
     gain: tuple[float, float] = (0.5, 1.2)  # per-clip factor on the offsets from the template
@@ -165,7 +169,8 @@ def train_reader(
     """Train on the training split's ground truth (CPU, deterministic), and read the ground truth of every split.
 
     A plain loop rather than a Lightning Trainer: it runs inside other runs (the first test of a
-    dataset) and must leave their random state untouched, which fork_rng and a private generator do.
+    dataset) and must leave their random state and threads untouched, which `judge_training` and a
+    private generator do.
     """
     clips = training_clips(data)
     regions = data.regions()
@@ -177,7 +182,7 @@ def train_reader(
         )
     region = torch.arange(data.n_vertices) if recipe.region == "all" else regions[recipe.region]
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
+    with judge_training(recipe.threads):
         torch.manual_seed(recipe.seed)
         generator = torch.Generator().manual_seed(recipe.seed)
         model = ReferenceLipReader(region, phoneme_inventory(clips), recipe.hidden, recipe.dropout)
@@ -208,7 +213,7 @@ def train_reader(
         "version": VERSION, "dataset": data.preset.name, "recipe": asdict(recipe), "n_phonemes": model.n_phonemes,
         "region_vertices": len(region), "train_clips": len(clips), "train_seconds": round(time.perf_counter() - start, 1),
         "ground_truth_per": ground_truth, "torch": torch.__version__,
-        "trained_on": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "trained_on": {"cpu": cpu_name(), "threads": recipe.threads, "torch": torch.__version__},
     }  # fmt: skip
     return model, json.loads(json.dumps(card))  # as stored: tuples become lists
 
