@@ -134,9 +134,9 @@ def test_messages_keep_their_brackets_and_say_where_to_look(tmp_path, monkeypatc
 
 
 def test_command_line_trainer_settings_are_every_stages(synth_tiny):
-    """`--max-epochs` (any trainer setting from the command line) reaches a stage that sets its own
-    epochs too, instead of being undone by it."""
-    from facebench.bench.config import model_specs, resolve
+    """`--max-epochs` (any trainer or data setting from the command line) reaches a stage that sets
+    its own too, instead of being undone by it."""
+    from facebench.bench.config import ModelSpec, model_specs, resolve
     from facebench.cli import build_parser, command_line_overrides
 
     overrides = command_line_overrides(build_parser().parse_args(["bench", "--model", "ct", "--max-epochs", "2", "--precision", "bf16-mixed"]))
@@ -145,6 +145,25 @@ def test_command_line_trainer_settings_are_every_stages(synth_tiny):
     assert {s: t["trainer"]["max_epochs"] for s, t in plain["stages"].items()} == {"vqvae": 30, "predictor": 30}
     assert {s: t["trainer"] for s, t in config["stages"].items()} == {s: {"max_epochs": 2, "precision": "bf16-mixed"} for s in ("vqvae", "predictor")}
     assert config["trainer"]["max_epochs"] == 2
+    raw = model_specs()["codetalker"].raw  # a stage with a batch size of its own keeps the command line's
+    staged = ModelSpec("codetalker", {**raw, "stages": {**raw["stages"], "vqvae": {**raw["stages"]["vqvae"], "data": {"batch_size": 8}}}})
+    batch = command_line_overrides(build_parser().parse_args(["bench", "--model", "ct", "--batch-size", "2"]))
+    assert resolve(staged, "synth-tiny", "quick", 0, overrides=batch)["stages"]["vqvae"]["data"] == {"batch_size": 2}
+
+
+def test_set_values_and_configs_read_exponent_floats_as_numbers():
+    """`--set model.init_args.lr=1e-3` is the number 0.001: YAML 1.1 (PyYAML's safe loader) reads
+    `1e-3` as text, which reached the model as a string and failed deep inside training."""
+    import yaml
+
+    from facebench.cli import build_parser, command_line_overrides
+    from facebench.yamlio import read_yaml
+
+    args = build_parser().parse_args(["bench", "--model", "ct", "--set", "model.init_args.lr=1e-3", "--set", "model.init_args.motion_weight=1e6",
+                                      "--set", "data.names=[2e5, abc, 0x10, 1.5]"])  # fmt: skip
+    assert command_line_overrides(args) == {"model": {"init_args": {"lr": 0.001, "motion_weight": 1e6}}, "data": {"names": [2e5, "abc", 16, 1.5]}}
+    assert read_yaml("lr: 3e-3\nname: e5\nday: 2026-11-25") == {"lr": 0.003, "name": "e5", "day": __import__("datetime").date(2026, 11, 25)}
+    assert yaml.safe_load("1e6") == "1e6"  # PyYAML's own loader is left as it is
 
 
 def test_bench_run_settings_for_several_devices_are_checked(capsys):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from facebench.console import configure_logging, console, metric_table
 from facebench.errors import FacebenchError
+from facebench.yamlio import read_yaml
 
 LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
 
@@ -83,12 +84,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from facebench.data.layouts import check_dataset
 
     if args.resume:
-        import yaml
-
         saved = Path(args.resume) / "config.yaml"
         if not saved.is_file():
             raise FacebenchError(f"--resume {args.resume}: expected a run folder with config.yaml, found none")
-        config = yaml.safe_load(saved.read_text())
+        config = read_yaml(saved.read_text())
         jobs = [(model_specs()[config["model_name"]], config["variant"])]
         data, profile, seed = config["dataset"], config["profile"], config["seed"]
     else:
@@ -164,11 +163,9 @@ def chosen_variants(spec, args: argparse.Namespace) -> list[str]:
 
 def command_line_overrides(args: argparse.Namespace) -> dict:
     """The run settings given on the command line, as a config to merge over the resolved one."""
-    import yaml
-
     from facebench.bench.config import deep_merge
 
-    devices = yaml.safe_load(str(args.devices)) if args.devices is not None else None  # 2, or [0, 1]
+    devices = read_yaml(str(args.devices)) if args.devices is not None else None  # 2, or [0, 1]
     trainer = {k: v for k, v in (("accelerator", args.accelerator), ("devices", devices), ("num_nodes", args.num_nodes),
                                  ("strategy", args.strategy), ("precision", args.precision), ("max_epochs", args.max_epochs))
                if v is not None}  # fmt: skip
@@ -181,7 +178,7 @@ def command_line_overrides(args: argparse.Namespace) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise FacebenchError(f"--set {item}: expected KEY=VALUE with a dotted key (model.init_args.lr=1e-3), found no '='")
-        nested: dict = yaml.safe_load(value) if value else None
+        nested: dict = read_yaml(value) if value else None
         for part in reversed(key.split(".")):
             nested = {part: nested}
         overrides = deep_merge(overrides, nested)

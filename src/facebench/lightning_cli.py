@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
 from lightning.pytorch.cli import LightningCLI
 
 import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
@@ -29,6 +28,7 @@ from facebench.data.datamodule import FaceDataModule
 from facebench.errors import FacebenchError
 from facebench.metrics.callback import MeshMetricsCallback
 from facebench.models.base import TalkingFaceModule
+from facebench.yamlio import read_yaml
 
 DATASET_FACTS = ("n_vertices", "n_styles", "fps", "period", "audio_per_frame")
 
@@ -61,7 +61,7 @@ def check_paths(args: list[str]) -> None:
         if flag == "--ckpt_path" and value not in ("best", "last", "hpc", "registry") and not Path(value).is_file():
             raise FacebenchError(f"--ckpt_path: expected a checkpoint file, found no file at {value}")
         if flag == "--config" and Path(value).is_file():
-            raw = yaml.safe_load(Path(value).read_text()) or {}
+            raw = read_yaml(Path(value).read_text()) or {}
             if isinstance(raw, dict) and "model_name" in raw:
                 cli = Path(value).with_name("cli.yaml")
                 raise FacebenchError(f"--config {value}: expected a Lightning CLI config, found a bench run's config.yaml; "

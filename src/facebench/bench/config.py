@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-import yaml
-
 from facebench.errors import FacebenchError
+from facebench.yamlio import read_yaml
 
 PROFILES = ("ci", "quick", "full")
 LR_SCHEDULES = ("constant", "cosine")  # `lr_schedule`: bench/schedule.py
@@ -130,7 +129,7 @@ def model_specs() -> dict[str, ModelSpec]:
     folder = benchmarks_dir() / "models"
     raws = {}
     for path in sorted(folder.glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
         raws[raw["name"]] = raw
     specs = {name: ModelSpec(name, inherit(raw, raws)) for name, raw in raws.items()}
     if not specs:
@@ -156,7 +155,7 @@ def load_profile(profile: str) -> dict:
     path = benchmarks_dir() / "profiles" / f"{profile}.yaml"
     if not path.is_file():
         raise FacebenchError(f"profile '{profile}': expected one of {', '.join(PROFILES)} ({path} not found)")
-    return yaml.safe_load(path.read_text())
+    return read_yaml(path.read_text())
 
 
 def dataset_modality(dataset: str) -> str:
@@ -181,11 +180,12 @@ def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     again); `dataset_name` is its name."""
     config = deep_merge({"stages": {}, "evaluation": {"samples": 1, "seed": 0}, **load_profile(profile)}, spec.resolve(dataset, profile, variant))
     config = deep_merge(config, overrides or {})
-    # The command line's trainer settings (`--max-epochs`, `--precision`, ...) are every stage's:
-    # a stage's own trainer settings, merged over the run's in `fit_stages`, must not undo them.
+    # The command line's trainer and data settings (`--max-epochs`, `--precision`, `--batch-size`)
+    # are every stage's: a stage's own, merged over the run's in `fit_stages`, must not undo them.
     for settings in config["stages"].values():
-        if "trainer" in settings:
-            settings["trainer"] = deep_merge(settings["trainer"], (overrides or {}).get("trainer", {}))
+        for section in ("trainer", "data"):
+            if section in settings:
+                settings[section] = deep_merge(settings[section], (overrides or {}).get(section, {}))
     config.update(model_name=spec.name, variant=variant, dataset=dataset, dataset_name=dataset_name(dataset), profile=profile, seed=seed)
     check_schedules(config)
     return config

@@ -11,11 +11,11 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from filelock import FileLock
 
 from facebench.bench.config import benchmarks_dir, resolve_models
 from facebench.bench.leaderboard import ENVIRONMENT, METRICS, read_rows, write_atomically
+from facebench.yamlio import read_yaml
 
 DATASET, PROFILE, SEED = "synth-tiny", "ci", 0
 KEY = ["model", "variant", "split"]
@@ -41,7 +41,7 @@ def environments(table: pd.DataFrame) -> str:
 
 
 def load_tolerances(path: Path | None = None) -> dict[str, dict[str, float]]:
-    raw = yaml.safe_load((path or benchmarks_dir() / "drift.yaml").read_text())
+    raw = read_yaml((path or benchmarks_dir() / "drift.yaml").read_text())
     default = raw.get("default", {"rtol": 0.0, "atol": 0.0})
     return {m: {**default, **raw.get("metrics", {}).get(m, {})} for m in METRICS}
 

@@ -35,6 +35,7 @@ from facebench.lipreading.reference import dataset_lip_reader
 from facebench.metrics.callback import MeshMetricsCallback, trainable_parameters
 from facebench.metrics.judges import JUDGE_COLUMNS, VideoJudges, video_judges
 from facebench.models.base import TalkingFaceModule
+from facebench.yamlio import read_yaml
 
 log = logging.getLogger(__name__)
 PREDICTIONS_KEPT = 2  # clips per test split whose predictions are saved with the run
@@ -219,7 +220,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     `overrides` is merged over the resolved config (the command line's settings). `run_dir`: the
     run's folder (default a new one); a folder that already holds the run's config is continued."""
     saved = run_dir / "config.yaml" if run_dir is not None else None
-    config = yaml.safe_load(saved.read_text()) if saved is not None and saved.is_file() else resolve(spec, dataset, profile, seed, variant, overrides)
+    config = read_yaml(saved.read_text()) if saved is not None and saved.is_file() else resolve(spec, dataset, profile, seed, variant, overrides)
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))  # fixed for the run: results depend on it (README, "Determinism")
     if portable_kernels():

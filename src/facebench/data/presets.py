@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from facebench.errors import DataError, FacebenchError
+from facebench.yamlio import read_yaml
 
 PRESET_FILE = "facebench.yaml"
 
@@ -299,7 +300,7 @@ def load_preset_file(path: Path) -> DatasetPreset:
     if not path.is_file():
         raise DataError(path, f"a preset file ({PRESET_FILE})", "no such file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise DataError(path, "valid YAML", f"a parse error ({exc})") from exc
     if not isinstance(raw, dict):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from rich.progress import Progress
 
 from facebench.console import console
@@ -23,6 +22,7 @@ from facebench.models.components.progress import frame_progress
 from facebench.render.compose import comparison_frames, lip_opening
 from facebench.render.renderer import make_renderer
 from facebench.render.video import write_video
+from facebench.yamlio import read_yaml
 
 
 def load_run(run: str | Path, root: str | None = None):
@@ -32,7 +32,7 @@ def load_run(run: str | Path, root: str | None = None):
     run = Path(run)
     if not (run / "config.yaml").is_file():
         raise FacebenchError(f"--run {run}: expected a run folder with config.yaml (runs/<dataset>/<run>), found none")
-    config = yaml.safe_load((run / "config.yaml").read_text())
+    config = read_yaml((run / "config.yaml").read_text())
     data, model = build(config, root)
     if model.stages:
         last = model.stages[-1].name
@@ -141,7 +141,7 @@ def render_run(run: str | Path, root: str | None = None, size: int = 512, render
     from facebench.data.datamodule import FaceDataModule
 
     run = Path(run)
-    config = yaml.safe_load((run / "config.yaml").read_text())
+    config = read_yaml((run / "config.yaml").read_text())
     data = FaceDataModule(config["dataset"], root=root)
     label = config["model_name"] + (f" ({config['variant']})" if config.get("variant") else "")
     written = []
