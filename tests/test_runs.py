@@ -166,6 +166,30 @@ def test_set_values_and_configs_read_exponent_floats_as_numbers():
     assert yaml.safe_load("1e6") == "1e6"  # PyYAML's own loader is left as it is
 
 
+def test_model_arguments_are_checked_against_the_models_signature():
+    """A wrong type or a misspelt name in `model.init_args` (a `--set`, a variant) is one error
+    naming the key, before the model is built; every shipped config passes."""
+    import inspect
+
+    from facebench.bench.config import model_specs, resolve
+    from facebench.bench.runner import check_init_args, model_class
+    from facebench.errors import FacebenchError
+    from facebench.models.faceformer import FaceFormer
+
+    facts = {"n_vertices": 100, "n_styles": 4}
+    with pytest.raises(FacebenchError, match=r"model FaceFormer: Parser key \"model.init_args.lr\": Expected a <class 'float'>. Got value: fast"):
+        check_init_args(FaceFormer, {**facts, "lr": "fast"})
+    with pytest.raises(FacebenchError, match="does not accept option 'lrr'"):
+        check_init_args(FaceFormer, {**facts, "lrr": 1e-3})
+    for spec in model_specs().values():
+        for variant in spec.variants:
+            config = resolve(spec, "synth", "quick", 0, variant)
+            cls = model_class(config)
+            optional = {"image_size": 64, "n_classes": 12, "n_emotions": 8, "n_levels": 3}
+            accepted = {k: v for k, v in optional.items() if k in inspect.signature(cls.__init__).parameters}
+            check_init_args(cls, {**config["model"].get("init_args", {}), **facts, **accepted})
+
+
 def test_bench_run_settings_for_several_devices_are_checked(capsys):
     from facebench.bench.distributed import requested_processes
     from facebench.cli import build_parser, command_line_overrides

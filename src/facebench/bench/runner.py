@@ -16,6 +16,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
+from jsonargparse import ArgumentError, ArgumentParser
 from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.loggers import CSVLogger
 
@@ -63,6 +64,18 @@ def reads_deterministic(cls: type[TalkingFaceModule]) -> bool:
     return bool(set(cls.privileged_inputs) & {"deterministic", "protocol_oracle"})
 
 
+def check_init_args(cls: type, init_args: dict) -> None:
+    """The model's arguments against its signature's types (jsonargparse, as LightningCLI checks
+    them): one error naming the key, instead of a wrong type (`--set model.init_args.lr=fast`) or a
+    misspelt name failing inside training. Only checked: the model gets `init_args` as they are."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(cls, "model.init_args")
+    try:
+        parser.parse_object({"model": {"init_args": init_args}})
+    except ArgumentError as error:
+        raise FacebenchError(f"model {cls.__name__}: {' '.join(str(error).split())}") from None
+
+
 def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceModule]:
     """The datamodule (read and validated: a missing or malformed dataset fails here, before any
     training) and the model, with the dataset's facts and the evaluation settings."""
@@ -82,6 +95,7 @@ def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceMo
     facts |= {k: v for k, v in optional if k in accepted}  # 0: none labelled
     facts |= cls.dataset_facts(data, config["model"].get("init_args", {}))
     init = {"class_path": config["model"]["class_path"], "init_args": {**config["model"].get("init_args", {}), **facts}}
+    check_init_args(cls, init["init_args"])
     model = instantiate_class((), init)
     evaluation = config.get("evaluation", {})
     model.evaluation_samples = int(evaluation.get("samples", 1)) if model.stochastic else 1
