@@ -56,7 +56,7 @@ def main() -> None:
     native = None
     with tempfile.TemporaryDirectory() as scratch:
         for i, (name, setting) in enumerate(SETTINGS.items()):
-            rows = run(setting, args, Path(scratch) / str(i)).set_index("split")["lve kernels".split()]
+            rows = run(setting, args, Path(scratch) / str(i)).set_index("split")[["lve", "kernels"]]
             native = rows if native is None else native
             lves = ", ".join(f"{split} {lve:.7g}" for split, lve in rows["lve"].items())
             same = "the native run's" if rows["lve"].equals(native["lve"]) else "differs from native"
