@@ -58,6 +58,5 @@ def kernels() -> str:
     instruction-set cap (`native`: the CPU's; `off` where torch does not call it), and MKL's
     reproducibility mode. Torch's and oneDNN's both change a training run's floats (measured:
     README, "Determinism")."""
-    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "native"
-    onednn = onednn if torch.backends.mkldnn.enabled else "off"
+    onednn = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "native") if torch.backends.mkldnn.enabled else "off"
     return f"{torch.backends.cpu.get_cpu_capability()}, oneDNN {onednn}, MKL_CBWR={os.environ.get('MKL_CBWR', 'auto')}"

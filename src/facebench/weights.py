@@ -59,16 +59,18 @@ def stored_once(folder: Path, what: str, make: Callable[[Path], None]) -> Path:
 
 
 @contextmanager
-def judge_training(threads: int) -> Iterator[None]:
+def judge_training(threads: int, seed: int) -> Iterator[torch.Generator]:
     """Where a stored judge trains: torch's CPU threads set to `threads` (its weights depend on
     them, and must not depend on whichever process happened to train it first), and torch's random
-    state forked, so a run that trains the judge goes on from the same random state as one that
-    loads it. The caller's threads and random state are given back after."""
+    state forked and seeded with `seed`, so a run that trains the judge goes on from the same random
+    state as one that loads it. Yields a private generator seeded with `seed` for the judge's own
+    draws. The caller's threads and random state are given back after."""
     callers = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.random.fork_rng(devices=[]):
-            yield
+            torch.manual_seed(seed)
+            yield torch.Generator().manual_seed(seed)
     finally:
         torch.set_num_threads(callers)
 

@@ -182,10 +182,9 @@ def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
     config = deep_merge(config, overrides or {})
     # The command line's trainer and data settings (`--max-epochs`, `--precision`, `--batch-size`)
     # are every stage's: a stage's own, merged over the run's in `fit_stages`, must not undo them.
+    command_line = {section: (overrides or {}).get(section, {}) for section in ("trainer", "data")}
     for settings in config["stages"].values():
-        for section in ("trainer", "data"):
-            if section in settings:
-                settings[section] = deep_merge(settings[section], (overrides or {}).get(section, {}))
+        settings.update({section: deep_merge(settings[section], given) for section, given in command_line.items() if section in settings})
     config.update(model_name=spec.name, variant=variant, dataset=dataset, dataset_name=dataset_name(dataset), profile=profile, seed=seed)
     check_schedules(config)
     return config

@@ -169,7 +169,7 @@ def train_reader(
     """Train on the training split's ground truth (CPU, deterministic), and read the ground truth of every split.
 
     A plain loop rather than a Lightning Trainer: it runs inside other runs (the first test of a
-    dataset) and must leave their random state and threads untouched, which `judge_training` and a
+    dataset) and must leave their random state and threads untouched, which `judge_training` and its
     private generator do.
     """
     clips = training_clips(data)
@@ -182,9 +182,7 @@ def train_reader(
         )
     region = torch.arange(data.n_vertices) if recipe.region == "all" else regions[recipe.region]
     start = time.perf_counter()
-    with judge_training(recipe.threads):
-        torch.manual_seed(recipe.seed)
-        generator = torch.Generator().manual_seed(recipe.seed)
+    with judge_training(recipe.threads, recipe.seed) as generator:
         model = ReferenceLipReader(region, phoneme_inventory(clips), recipe.hidden, recipe.dropout)
         model.fit_normalisation(collate([clips[i] for i in range(len(clips))]))
         optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)

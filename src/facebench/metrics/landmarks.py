@@ -166,9 +166,7 @@ def judge_error(judge: LipLandmarkJudge, data, split: str) -> float:
 
 def train_landmark_judge(data, recipe: LandmarkRecipe = LandmarkRecipe(), progress: bool = True) -> tuple[LipLandmarkJudge, dict]:
     """L1 regression of the exact lip landmarks from the training split's frames."""
-    with judge_training(recipe.threads):
-        torch.manual_seed(recipe.seed)
-        generator = torch.Generator().manual_seed(recipe.seed)
+    with judge_training(recipe.threads, recipe.seed) as generator:
         crops, targets = _labelled_frames(data, "train")
         model = LipLandmarkJudge(targets.shape[1], recipe.width)
         optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)

@@ -178,13 +178,11 @@ def train_expert(data, recipe: ExpertRecipe = ExpertRecipe(), progress: bool = T
     """Contrastive training on in-sync windows and windows of the same clip at least `min_offset`
     frames apart (same voice and face: only the timing tells them apart), on `recipe.threads`
     threads whatever the caller's (restored after)."""
-    with judge_training(recipe.threads):
-        return _train_expert(data, recipe, progress)
+    with judge_training(recipe.threads, recipe.seed) as generator:
+        return _train_expert(data, recipe, progress, generator)
 
 
-def _train_expert(data, recipe: ExpertRecipe, progress: bool) -> tuple[SyncExpert, dict]:
-    torch.manual_seed(recipe.seed)
-    generator = torch.Generator().manual_seed(recipe.seed)
+def _train_expert(data, recipe: ExpertRecipe, progress: bool, generator: torch.Generator) -> tuple[SyncExpert, dict]:
     model = SyncExpert(recipe.width, recipe.embedding, recipe.view)
     frames, sounds = _training_clips(data, model, recipe)
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
