@@ -157,6 +157,79 @@ def write_alexnet_checkpoint(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def write_parsing_unet_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A state dict in the layout of CelebAMask-HQ's face-parsing U-Net (E4S's `unet()`: feature
+    scale 4, so widths 16-256, 19 classes), random weights, the key names spelt out here from that
+    network's module tree rather than taken from ours. Key for key and output for output it was
+    checked against E4S's code side by side (README, "SegTalker")."""
+    generator = torch.Generator().manual_seed(seed)
+    widths = [16, 32, 64, 128, 256]
+    state = {}
+
+    def conv_block(name: str, cin: int, cout: int) -> None:  # unetConv2: (Conv2d, BatchNorm2d, ReLU) twice
+        for k, c in (("conv1", cin), ("conv2", cout)):
+            state[f"{name}.{k}.0.weight"] = torch.randn(cout, c, 3, 3, generator=generator) * (2 / (9 * c)) ** 0.5
+            state[f"{name}.{k}.0.bias"] = torch.zeros(cout)
+            state[f"{name}.{k}.1.weight"], state[f"{name}.{k}.1.bias"] = torch.ones(cout), torch.zeros(cout)
+            state[f"{name}.{k}.1.running_mean"], state[f"{name}.{k}.1.running_var"] = torch.zeros(cout), torch.ones(cout)
+            state[f"{name}.{k}.1.num_batches_tracked"] = torch.tensor(0)
+
+    for level, (cin, cout) in enumerate(zip([3, *widths[:3]], widths[:4]), start=1):
+        conv_block(f"conv{level}", cin, cout)
+    conv_block("center", widths[3], widths[4])
+    for level in (4, 3, 2, 1):  # unetUp: a ConvTranspose2d(in, out, 2, 2) `up`, then unetConv2 `conv`
+        cin, cout = widths[level], widths[level - 1]
+        conv_block(f"up_concat{level}.conv", cin, cout)
+        state[f"up_concat{level}.up.weight"] = torch.randn(cin, cout, 2, 2, generator=generator) * (2 / (4 * cin)) ** 0.5
+        state[f"up_concat{level}.up.bias"] = torch.zeros(cout)
+    state["final.weight"], state["final.bias"] = torch.randn(19, widths[0], 1, 1, generator=generator) * 0.1, torch.zeros(19)
+    torch.save(state, path)
+    return path
+
+
+def write_arcface_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A state dict in the layout of ArcFace IR-SE50 (`model_ir_se50.pth`: pixel2style2pixel's and
+    E4S's `Backbone(112, 50, mode="ir_se")`), random weights, the key names spelt out here from that
+    network's module tree rather than taken from ours. Key for key and output for output it was
+    checked against E4S's code side by side (README, "SegTalker")."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+
+    def conv(name: str, cout: int, cin: int, k: int) -> None:
+        state[f"{name}.weight"] = torch.randn(cout, cin, k, k, generator=generator) * (2 / (k * k * cin)) ** 0.5
+
+    def batchnorm(name: str, n: int) -> None:
+        state[f"{name}.weight"], state[f"{name}.bias"] = torch.ones(n), torch.zeros(n)
+        state[f"{name}.running_mean"], state[f"{name}.running_var"] = torch.zeros(n), torch.ones(n)
+        state[f"{name}.num_batches_tracked"] = torch.tensor(0)
+
+    conv("input_layer.0", 64, 3, 3)
+    batchnorm("input_layer.1", 64)
+    state["input_layer.2.weight"] = torch.full((64,), 0.25)  # PReLU
+    unit = 0
+    for cin, cout, n in ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3)):
+        for k in range(n):
+            inner = cin if k == 0 else cout
+            name = f"body.{unit}"
+            if inner != cout:  # a strided 1x1 conv and BN; else MaxPool2d(1, stride), no weights
+                conv(f"{name}.shortcut_layer.0", cout, inner, 1)
+                batchnorm(f"{name}.shortcut_layer.1", cout)
+            batchnorm(f"{name}.res_layer.0", inner)
+            conv(f"{name}.res_layer.1", cout, inner, 3)
+            state[f"{name}.res_layer.2.weight"] = torch.full((cout,), 0.25)
+            conv(f"{name}.res_layer.3", cout, cout, 3)
+            batchnorm(f"{name}.res_layer.4", cout)
+            conv(f"{name}.res_layer.5.fc1", cout // 16, cout, 1)
+            conv(f"{name}.res_layer.5.fc2", cout, cout // 16, 1)
+            unit += 1
+    batchnorm("output_layer.0", 512)
+    state["output_layer.3.weight"] = torch.randn(512, 512 * 7 * 7, generator=generator) * (1 / (512 * 7 * 7)) ** 0.5
+    state["output_layer.3.bias"] = torch.zeros(512)
+    batchnorm("output_layer.4", 512)
+    torch.save(state, path)
+    return path
+
+
 def write_fid_inception_checkpoint(path: Path, seed: int = 0) -> Path:
     """A state dict in the FID Inception's layout (pt_inception-2015-12-05), random weights
     (He-scaled convolutions, unit BatchNorm statistics). The key names come from our network: that

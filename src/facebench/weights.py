@@ -1,19 +1,23 @@
 """Weights of the frozen networks facebench scores with. Published weights go into our
-re-implementation of their network (SyncNet, the BiSeNet face parser, AlexNet, the FID Inception):
+re-implementation of their network (SyncNet, the BiSeNet face parser, AlexNet, the FID Inception,
+2D-FAN, CelebAMask-HQ's face-parsing U-Net, ArcFace IR-SE50):
 the file read without running code (`weights_only`), every key and shape checked, and one error
 naming the file and what does not match. Judges trained on a dataset are stored with it, once."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from filelock import FileLock
+from rich.progress import Progress
 from torch import nn
 
 from facebench.console import console
@@ -56,6 +60,44 @@ def stored_once(folder: Path, what: str, make: Callable[[Path], None]) -> Path:
                 make(scratch)
                 os.replace(scratch, folder)
     return folder
+
+
+def stored_judge(folder: Path, what: str, file: str, train: Callable[[], tuple[nn.Module, dict]], build: Callable[[dict], nn.Module]) -> nn.Module:
+    """A judge trained on a dataset and stored with it in `folder`: on first use `train()` gives
+    (network, card), saved as `file` and `card.json` (`stored_once`); then `build(card)` makes the
+    network, which takes the stored weights. Returned in eval mode."""
+
+    def make(scratch: Path) -> None:
+        model, card = train()
+        torch.save(model.state_dict(), scratch / file)
+        (scratch / "card.json").write_text(json.dumps(card, indent=2))
+
+    stored_once(folder, what, make)
+    model = build(json.loads((folder / "card.json").read_text()))
+    model.load_state_dict(torch.load(folder / file, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def fit_judge(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+              recipe, generator: torch.Generator, label: str, progress: bool = True) -> float:  # fmt: skip
+    """The supervised recipe of the stored judges: Adam at `recipe.lr`, decayed along a cosine over
+    `recipe.steps` steps, each on `recipe.batch_size` examples drawn with `generator`; `loss(output,
+    target)`. Leaves `model` in eval mode; returns the seconds it took."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, recipe.steps)
+    start = time.perf_counter()
+    with Progress(console=console, disable=not progress, transient=True) as bar:
+        task = bar.add_task(label, total=recipe.steps)
+        for _ in range(recipe.steps):
+            at = torch.randint(len(inputs), (recipe.batch_size,), generator=generator)
+            value = loss(model(inputs[at]), targets[at])
+            optimiser.zero_grad()
+            value.backward()
+            optimiser.step()
+            schedule.step()
+            bar.advance(task)
+    model.eval()
+    return round(time.perf_counter() - start, 1)
 
 
 @contextmanager

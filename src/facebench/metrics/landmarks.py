@@ -19,16 +19,13 @@ The judge, per dataset:
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import Progress
 from torch import nn
 from torchmetrics import Metric
 
@@ -36,7 +33,7 @@ from facebench.console import console
 from facebench.data.sequence import rgbl
 from facebench.errors import DataError
 from facebench.metrics.video import align_frames, nchw
-from facebench.weights import judge_training, stored_once, weights_identity
+from facebench.weights import fit_judge, judge_training, stored_judge, weights_identity
 
 VERSION = 1  # bump when the network or the recipe changes: a stored judge of another version is never used
 LANDMARKS_ENV = "FACEBENCH_LANDMARKS"
@@ -169,42 +166,17 @@ def train_landmark_judge(data, recipe: LandmarkRecipe = LandmarkRecipe(), progre
     with judge_training(recipe.threads, recipe.seed) as generator:
         crops, targets = _labelled_frames(data, "train")
         model = LipLandmarkJudge(targets.shape[1], recipe.width)
-        optimiser = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, recipe.steps)
-        start = time.perf_counter()
-        with Progress(console=console, disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"lip landmark judge for {data.name}", total=recipe.steps)
-            for _ in range(recipe.steps):
-                at = torch.randint(len(crops), (recipe.batch_size,), generator=generator)
-                loss = (model(crops[at]) - targets[at]).abs().mean()
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-                bar.advance(task)
-        model.eval()
-        seconds = round(time.perf_counter() - start, 1)
+        seconds = fit_judge(model, crops, targets, lambda found, exact: (found - exact).abs().mean(), recipe, generator,
+                            f"lip landmark judge for {data.name}", progress)  # fmt: skip
         card = {"version": VERSION, "recipe": asdict(recipe), "dataset": data.name, "points": model.points, "train_frames": len(crops),
                 "seconds": seconds, "error_px": {split: judge_error(model, data, split) for split in ("val", *data.test_split_names)}}  # fmt: skip
     return model, card
 
 
-def load_landmark_judge(folder: Path) -> LipLandmarkJudge:
-    card = json.loads((folder / "card.json").read_text())
-    model = LipLandmarkJudge(card["points"], card["recipe"]["width"])
-    model.load_state_dict(torch.load(folder / "judge.pt", map_location="cpu", weights_only=True))
-    return model.eval()
-
-
 def stored_landmark_judge(data, progress: bool = True) -> LipLandmarkJudge:
     """The dataset's lip landmark judge, trained on first use and stored with it."""
-
-    def make(scratch: Path) -> None:
-        model, card = train_landmark_judge(data, progress=progress)
-        torch.save(model.state_dict(), scratch / "judge.pt")
-        (scratch / "card.json").write_text(json.dumps(card, indent=2))
-
-    return load_landmark_judge(stored_once(judge_folder(data), f"the lip landmark judge of {data.name}", make))
+    return stored_judge(judge_folder(data), f"the lip landmark judge of {data.name}", "judge.pt", lambda: train_landmark_judge(data, progress=progress),
+                        lambda card: LipLandmarkJudge(card["points"], card["recipe"]["width"]))  # fmt: skip
 
 
 def dataset_landmark_judge(data, progress: bool = True, path: str | None = None) -> tuple[nn.Module | None, str]:

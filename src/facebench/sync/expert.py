@@ -17,7 +17,6 @@ uses (frozen; it never judges a row).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -34,7 +33,7 @@ from facebench.data.sequence import rgbl
 from facebench.errors import DataError
 from facebench.sync.scores import FRAMES_PER_WINDOW, audio_windows, frame_windows, sync_scores, window_count
 from facebench.sync.syncnet import load_syncnet
-from facebench.weights import judge_training, stored_once, weights_identity
+from facebench.weights import judge_training, stored_judge, weights_identity
 
 # Per view: bump when the network or the recipe changes (a stored expert of another version is never used).
 VERSIONS = {"rgb": 1, "mask": 2}
@@ -232,22 +231,10 @@ def calibration(judge: nn.Module, data) -> dict:
     return result
 
 
-def load_expert(folder: Path) -> SyncExpert:
-    card = json.loads((folder / "card.json").read_text())
-    model = SyncExpert(card["recipe"]["width"], card["recipe"]["embedding"], card["recipe"].get("view", "rgb"))
-    model.load_state_dict(torch.load(folder / "expert.pt", map_location="cpu", weights_only=True))
-    return model.eval()
-
-
 def stored_expert(data, progress: bool = True, view: str = "rgb") -> SyncExpert:
     """The dataset's sync expert of `view`, trained on first use (visibly, under a lock) and stored with it."""
-    def make(scratch: Path) -> None:
-        model, card = train_expert(data, RECIPES[view], progress=progress)
-        torch.save(model.state_dict(), scratch / "expert.pt")
-        (scratch / "card.json").write_text(json.dumps(card, indent=2))
-
-    folder = stored_once(expert_folder(data, view), f"the {view} sync expert of {data.name}", make)
-    return load_expert(folder)
+    return stored_judge(expert_folder(data, view), f"the {view} sync expert of {data.name}", "expert.pt", lambda: train_expert(data, RECIPES[view], progress=progress),
+                        lambda card: SyncExpert(card["recipe"]["width"], card["recipe"]["embedding"], card["recipe"].get("view", "rgb")))  # fmt: skip
 
 
 def dataset_sync_judge(data, progress: bool = True, syncnet: str | None = None) -> tuple[nn.Module | None, str]:

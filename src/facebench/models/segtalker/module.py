@@ -5,6 +5,8 @@ facebench reconstruction: CARD.md gives every choice and its source."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch.nn import functional as F
 
@@ -13,6 +15,7 @@ from facebench.data.sequence import Batch, ModelInputs, rgbl, without_lower_face
 from facebench.errors import FacebenchError
 from facebench.metrics.lpips import ALEXNET_ENV, ALEXNET_FILE, lpips_from
 from facebench.models.base import Stage, TalkingFaceModule
+from facebench.models.components.arcface import ARCFACE_ENV, ARCFACE_FILE, identity_loss, load_arcface
 from facebench.models.segtalker.network import (
     SegTalkerNetwork,
     classes_at,
@@ -20,10 +23,18 @@ from facebench.models.segtalker.network import (
     masks_at,
     working_to_frames,
 )
+from facebench.parsing.unet import dataset_parser, parsing_feature_loss
 from facebench.sync.expert import one_hot_masks, stored_expert
 from facebench.sync.scores import FRAMES_PER_WINDOW, window_count
 
 POSE_SOURCES = ("reference", "target", "driving")
+# SGI's losses through a frozen network, RGB in [-1, 1] (LPIPS takes [0, 1]).
+PAINTER_LOSSES = {
+    "lpips": lambda lpips, fake, real: lpips((fake + 1) / 2, (real + 1) / 2).mean(),
+    "parsing": parsing_feature_loss,
+    "identity": identity_loss,
+}
+FROZEN_NETWORKS = ("sync", *PAINTER_LOSSES)
 
 
 def one_hot(labels: torch.Tensor) -> torch.Tensor:
@@ -73,6 +84,15 @@ class SegTalker(TalkingFaceModule):
             path of torchvision's AlexNet weights it needs (else $FACEBENCH_ALEXNET); E4S weighs it
             0.8. 0: off (the CPU profiles: no ImageNet weights can be assumed there). [paper] the
             term, E4S's weight.
+        parsing_weight, face_parser: SGI's face-parsing loss (E4S's: how a frozen face parser's
+            encoder sees the painted and the real frame, facebench.parsing.unet) and the path of
+            the published CelebAMask-HQ U-Net it reads; without a path, the dataset's own parser,
+            trained once on its training split's masks and stored with it [ours]. E4S weighs it
+            0.1. 0: off. [reference code] E4S.
+        identity_weight, arcface: SGI's identity loss (E4S's multi-scale ArcFace loss,
+            facebench.models.components.arcface) and the path of the IR-SE50 weights it needs
+            (else $FACEBENCH_ARCFACE). E4S weighs it 0.1. 0: off (the CPU profiles: no such weights
+            can be assumed there). [reference code] E4S.
         lr: TSG's Adam learning rate; sgi_lr and betas: SGI's (generator and discriminator). [ours]
     """
 
@@ -113,6 +133,10 @@ class SegTalker(TalkingFaceModule):
         r1_every: int = 4,
         lpips_weight: float = 0.0,
         alexnet: str | None = None,
+        parsing_weight: float = 0.0,
+        face_parser: str | None = None,
+        identity_weight: float = 0.0,
+        arcface: str | None = None,
         sgi_lr: float = 2e-3,
         betas: tuple[float, float] = (0.0, 0.99),
     ):
@@ -129,36 +153,52 @@ class SegTalker(TalkingFaceModule):
         class_weights = torch.ones(N_CLASSES)
         class_weights[list(MOUTH_CLASSES)] = mouth_weight
         self.register_buffer("class_weights", class_weights, persistent=False)
-        self.weights = {"sync": sync_weight, "l1": l1_weight, "adversarial": adversarial_weight, "r1": r1_weight, "lpips": lpips_weight}
-        self.alexnet = alexnet
+        self.weights = {"sync": sync_weight, "l1": l1_weight, "adversarial": adversarial_weight, "r1": r1_weight, "lpips": lpips_weight, "parsing": parsing_weight,
+                        "identity": identity_weight}  # fmt: skip
+        self.alexnet, self.face_parser, self.arcface = alexnet, face_parser, arcface
         self.r1_every, self.sgi_lr, self.betas, self.colour_jitter = r1_every, sgi_lr, tuple(betas), colour_jitter
-        self._sync_expert: list = []  # the dataset's frozen mask-sync expert, outside the module tree (never trained, never saved)
-        self._lpips: list = []  # likewise the LPIPS network of the loss
+        # The frozen networks of the losses, by loss: the mask-sync expert, LPIPS, the face parser,
+        # ArcFace. Outside the module tree: never trained, never saved in a checkpoint.
+        self._frozen: dict[str, torch.nn.Module] = {}
 
     # -- dataset facts ---------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        """The mask-sync expert of the training dataset (trained once and stored with it), for the sync loss."""
+        """The frozen networks of the losses that are on: the training dataset's mask-sync expert
+        and face parser (trained once and stored with it; a published parser where given), LPIPS
+        and ArcFace (published weights only: one error without them)."""
         datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
-        if self.weights["sync"] > 0 and datamodule is not None and not self._sync_expert:
-            expert = stored_expert(datamodule, progress=False, view="mask").requires_grad_(False)
-            self._sync_expert.append(expert)
-        if self.weights["lpips"] > 0 and not self._lpips:
-            lpips, _ = lpips_from(self.alexnet)
-            if lpips is None:
-                raise FacebenchError(f"lpips_weight is {self.weights['lpips']}: SGI's LPIPS loss needs {ALEXNET_FILE}; give its path with "
-                                     f"--set model.init_args.alexnet=PATH or ${ALEXNET_ENV}, or turn the loss off with "
-                                     "--set model.init_args.lpips_weight=0")  # fmt: skip
-            self._lpips.append(lpips.to(self.device))
+        wanted = {name for name, weight in self.weights.items() if weight > 0 and name in FROZEN_NETWORKS} - set(self._frozen)
+        if datamodule is not None and "sync" in wanted:  # its network's initial draws move the run's random state, as in every row so far
+            self._frozen["sync"] = stored_expert(datamodule, progress=False, view="mask")
+        # Building the others draws their random initial weights: on a forked random state, so
+        # that turning a loss on changes nothing else in the run (TSG trains exactly as without it).
+        with torch.random.fork_rng(devices=[]):
+            if datamodule is not None and "parsing" in wanted:
+                self._frozen["parsing"] = dataset_parser(datamodule, self.face_parser, progress=False)[0]
+            if "lpips" in wanted:
+                lpips, _ = lpips_from(self.alexnet)
+                if lpips is None:
+                    raise FacebenchError(self.missing_weights("lpips", ALEXNET_FILE, "alexnet", ALEXNET_ENV))
+                self._frozen["lpips"] = lpips
+            if "identity" in wanted:
+                path = self.arcface or os.environ.get(ARCFACE_ENV)
+                if not path:
+                    raise FacebenchError(self.missing_weights("identity", ARCFACE_FILE, "arcface", ARCFACE_ENV))
+                self._frozen["identity"] = load_arcface(path)
+        for network in self._frozen.values():
+            network.requires_grad_(False)
 
-    @property
-    def sync_expert(self):
-        if not self._sync_expert:
-            return None
-        expert = self._sync_expert[0]
-        if next(expert.parameters()).device != self.device:
-            self._sync_expert[0] = expert = expert.to(self.device)
-        return expert
+    def missing_weights(self, loss: str, file: str, argument: str, variable: str) -> str:
+        return (f"{loss}_weight is {self.weights[loss]}: SGI's {loss} loss needs {file}; give its path with "
+                f"--set model.init_args.{argument}=PATH or ${variable}, or turn the loss off with --set model.init_args.{loss}_weight=0")  # fmt: skip
+
+    def frozen(self, loss: str) -> torch.nn.Module | None:
+        """The frozen network of `loss` on the module's device, or None where it is not loaded."""
+        network = self._frozen.get(loss)
+        if network is not None and next(network.parameters()).device != self.device:
+            self._frozen[loss] = network = network.to(self.device)
+        return network
 
     # -- stages ----------------------------------------------------------------------------------
 
@@ -223,13 +263,13 @@ class SegTalker(TalkingFaceModule):
         logits, labels = torch.cat(logits), torch.cat(labels)
         losses = {"cross_entropy": F.cross_entropy(logits, labels, weight=self.class_weights, ignore_index=UNKNOWN)}
         losses["loss"] = losses["cross_entropy"]
-        if self.weights["sync"] > 0 and self.sync_expert is not None:
+        if self.weights["sync"] > 0 and self.frozen("sync") is not None:
             losses["sync"] = self.sync_loss(logits, sync, batch)
             losses["loss"] = losses["loss"] + self.weights["sync"] * losses["sync"]
         return losses
 
     def sync_loss(self, logits: torch.Tensor, windows: list[list[tuple[int, int]]], batch: Batch) -> torch.Tensor:
-        expert = self.sync_expert
+        expert = self.frozen("sync")
         probabilities = logits.softmax(1).permute(0, 2, 3, 1).reshape(-1, FRAMES_PER_WINDOW, *logits.shape[-2:], N_CLASSES)
         lips, sounds = [], []
         for b, chosen in enumerate(windows):
@@ -265,13 +305,18 @@ class SegTalker(TalkingFaceModule):
         return fake, real, masks
 
     def painter_losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], tuple]:
+        """L1, then each frozen network's loss that is on (LPIPS, face parsing, identity)."""
         fake, real, masks = self.painter_batch(batch)
         losses = {"l1": (fake - real).abs().mean()}
         losses["loss"] = self.weights["l1"] * losses["l1"]
-        if self.weights["lpips"] > 0:
-            lpips = self._lpips[0].to(self.device)
-            losses["lpips"] = lpips((fake + 1) / 2, (real + 1) / 2).mean()  # LPIPS takes [0, 1]
-            losses["loss"] = losses["loss"] + self.weights["lpips"] * losses["lpips"]
+        for name, loss in PAINTER_LOSSES.items():
+            if self.weights[name] > 0:
+                network = self.frozen(name)
+                if network is None:
+                    raise FacebenchError(f"{name}_weight is {self.weights[name]}: its network is loaded in setup(), from the training "
+                                         "datamodule (train through the runner or a Trainer)")  # fmt: skip
+                losses[name] = loss(network, fake, real)
+                losses["loss"] = losses["loss"] + self.weights[name] * losses[name]
         return losses, (fake, real, masks)
 
     def training_step(self, batch: Batch, batch_idx: int):
