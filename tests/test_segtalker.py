@@ -18,6 +18,7 @@ from facebench.data.datamodule import FaceDataModule
 from facebench.data.segmentation import CLASSES
 from facebench.data.sequence import rgbl
 from facebench.errors import DataError, FacebenchError
+from facebench.metrics.lpips import ALEXNET_ENV
 from facebench.metrics.video import VideoMetrics, psnr_per_frame
 from facebench.models.components.arcface import ARCFACE_ENV, identity_loss, load_arcface
 from facebench.models.segtalker import SegTalker
@@ -112,7 +113,8 @@ def assert_a_feature_loss(loss, net, most: float) -> None:
     (to float32's sums over long maps), between 0 and `most` against another, gradients to `fake`."""
     real = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     fake = (real.flip(-1) * 0.5).requires_grad_(True)
-    assert float(loss(net, real, real)) == pytest.approx(0, abs=1e-3)
+    with torch.no_grad():
+        assert float(loss(net, real, real)) == pytest.approx(0, abs=1e-3)
     value = loss(net, fake, real)
     value.backward()
     assert 0.01 < float(value) <= most and float(fake.grad.abs().sum()) > 0
@@ -150,15 +152,18 @@ def test_the_identity_loss_reads_arcface_ir_se50_as_e4s_does(tmp_path, monkeypat
     entries, 43,824,064 parameters: E4S's `Backbone(112, 50, "ir_se")`, whose five feature maps ours
     matched exactly side by side), 0 for a frame against itself, positive against another, gradients
     to the painted frame only. Turned on without weights, SegTalker stops with one error naming the
-    file and both ways to give it; with them, loading the network leaves the run's random state as
+    file and both ways to give it (every missing file in that one error); with them, loading the network leaves the run's random state as
     it was, so turning a loss on changes nothing else in a run."""
     path = write_arcface_checkpoint(tmp_path / "model_ir_se50.pth")
     state = torch.load(path, weights_only=True)
     assert len(state) == 397 and sum(v.numel() for k, v in state.items() if not k.endswith("num_batches_tracked")) == 43_824_064
     assert_a_feature_loss(identity_loss, load_arcface(path), most=10)  # signed features: each cosine in [-1, 1]
     monkeypatch.delenv(ARCFACE_ENV, raising=False)
+    monkeypatch.delenv(ALEXNET_ENV, raising=False)
     with pytest.raises(FacebenchError, match="identity_weight is 0.1: .*model_ir_se50.pth.*model.init_args.arcface=PATH or \\$FACEBENCH_ARCFACE"):
         SegTalker(identity_weight=0.1).setup("fit")
+    with pytest.raises(FacebenchError, match="lpips_weight is 0.8: .*alexnet-owt-7be5be79.pth.*; identity_weight is 0.1: .*model_ir_se50.pth"):
+        SegTalker(lpips_weight=0.8, identity_weight=0.1).setup("fit")  # every missing file in one error
     monkeypatch.setenv(ARCFACE_ENV, str(path))
     model = SegTalker(identity_weight=0.1)
     random_state = torch.get_rng_state()
@@ -184,7 +189,8 @@ def test_segtalker_on_hdtf_needs_the_dataset_and_runs_on_its_layout(tmp_path, mo
         run_one(model_specs()["segtalker"], "hdtf", "ci", 0, root=str(root), leaderboards=None, runs=tmp_path / "runs", progress=False,
                 overrides={"model": {"init_args": {"sync_weight": 0.0, "lpips_weight": 0.8}}, **one_epoch})  # fmt: skip
     lpips = {"lpips_weight": 0.8, "alexnet": str(alexnet_checkpoint)}
-    parsing = {"parsing_weight": 0.1, "face_parser": str(write_parsing_unet_checkpoint(tmp_path / "model.pth"))}
+    # frames_per_clip 1: the parser reads SGI's frames at its 512 px, the test's slowest part
+    parsing = {"parsing_weight": 0.1, "face_parser": str(write_parsing_unet_checkpoint(tmp_path / "model.pth")), "frames_per_clip": 1}
     overrides = {"model": {"init_args": {"sync_weight": 0.0, **lpips, **parsing}}, "evaluation": {"alexnet": str(alexnet_checkpoint)}, **one_epoch}
     rows = run_one(model_specs()["segtalker"], "hdtf", "ci", 0, root=str(root), leaderboards=tmp_path, runs=tmp_path / "runs", progress=False,
                    overrides=overrides)  # fmt: skip

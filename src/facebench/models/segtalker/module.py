@@ -173,25 +173,22 @@ class SegTalker(TalkingFaceModule):
             self._frozen["sync"] = stored_expert(datamodule, progress=False, view="mask")
         # Building the others draws their random initial weights: on a forked random state, so
         # that turning a loss on changes nothing else in the run (TSG trains exactly as without it).
+        published = {"lpips": (self.alexnet or os.environ.get(ALEXNET_ENV), ALEXNET_FILE, "alexnet", ALEXNET_ENV),
+                     "identity": (self.arcface or os.environ.get(ARCFACE_ENV), ARCFACE_FILE, "arcface", ARCFACE_ENV)}  # fmt: skip
+        missing = [f"{name}_weight is {self.weights[name]}: SGI's {name} loss needs {file}; give its path with --set model.init_args.{argument}=PATH "
+                   f"or ${variable}, or turn the loss off with --set model.init_args.{name}_weight=0"
+                   for name, (path, file, argument, variable) in published.items() if name in wanted and not path]  # fmt: skip
+        if missing:  # all of them in one error, before anything trains
+            raise FacebenchError("; ".join(missing))
         with torch.random.fork_rng(devices=[]):
             if datamodule is not None and "parsing" in wanted:
                 self._frozen["parsing"] = dataset_parser(datamodule, self.face_parser, progress=False)[0]
             if "lpips" in wanted:
-                lpips, _ = lpips_from(self.alexnet)
-                if lpips is None:
-                    raise FacebenchError(self.missing_weights("lpips", ALEXNET_FILE, "alexnet", ALEXNET_ENV))
-                self._frozen["lpips"] = lpips
+                self._frozen["lpips"] = lpips_from(published["lpips"][0])[0]
             if "identity" in wanted:
-                path = self.arcface or os.environ.get(ARCFACE_ENV)
-                if not path:
-                    raise FacebenchError(self.missing_weights("identity", ARCFACE_FILE, "arcface", ARCFACE_ENV))
-                self._frozen["identity"] = load_arcface(path)
+                self._frozen["identity"] = load_arcface(published["identity"][0])
         for network in self._frozen.values():
             network.requires_grad_(False)
-
-    def missing_weights(self, loss: str, file: str, argument: str, variable: str) -> str:
-        return (f"{loss}_weight is {self.weights[loss]}: SGI's {loss} loss needs {file}; give its path with "
-                f"--set model.init_args.{argument}=PATH or ${variable}, or turn the loss off with --set model.init_args.{loss}_weight=0")  # fmt: skip
 
     def frozen(self, loss: str) -> torch.nn.Module | None:
         """The frozen network of `loss` on the module's device, or None where it is not loaded."""
