@@ -1,5 +1,7 @@
 """The 12 face classes of the video modality, in SegTalker's order (E4S's merge of the 19
-CelebAMask-HQ classes a BiSeNet face parser predicts), and the merge itself.
+CelebAMask-HQ classes a BiSeNet face parser predicts), the merge itself, and the class maps as
+one-hot masks and frames at a working resolution (what the mask-sync expert, the face parser and
+SegTalker read).
 
 The order is E4S's (`__ffhq_masks_to_faceParser_mask_detailed`), which SegTalker's 12 classes
 follow; docs/architecture.md, "The video modality"."""
@@ -7,6 +9,9 @@ follow; docs/architecture.md, "The video modality"."""
 from __future__ import annotations
 
 import numpy as np
+import torch
+from einops import rearrange
+from torch.nn import functional as F
 
 CLASSES = ("background", "lip", "eyebrows", "eyes", "hair", "nose", "skin", "ears", "neck", "mouth", "eye_glass", "ear_rings")
 N_CLASSES = len(CLASSES)
@@ -27,3 +32,32 @@ def merge_face_parsing(labels: np.ndarray) -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() >= len(FACE_PARSING_TO_CLASSES)):
         raise ValueError(f"face-parsing labels: expected values in [0, {len(FACE_PARSING_TO_CLASSES)}), found [{labels.min()}, {labels.max()}]")
     return FACE_PARSING_TO_CLASSES[labels]
+
+
+def one_hot_masks(labels: torch.Tensor) -> torch.Tensor:
+    """Class maps (...) -> (..., 12) float one-hot; unknown pixels (255) all zero."""
+    labels = labels.round() if labels.is_floating_point() else labels
+    return (labels[..., None] == torch.arange(N_CLASSES, device=labels.device, dtype=labels.dtype)).float()
+
+
+def frames_to_working(frames: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, H, W, 4) float frames (RGB in [0, 1], class) -> at the working resolution R: RGB
+    (N, 3, R, R) in [-1, 1] (area or bilinear resizing), the masks (N, 12, R, R) as each class's
+    share of every pixel (the one-hot masks area-resized: thin regions such as the lips survive a
+    downsizing) and the classes (N, R, R) long, their argmax (255 where no class covers half a pixel)."""
+    rgb = rearrange(frames[..., :3], "n h w c -> n c h w") * 2 - 1
+    if frames.shape[1] != resolution:
+        rgb = F.interpolate(rgb, size=(resolution, resolution), mode="area" if frames.shape[1] > resolution else "bilinear")
+    masks = masks_at(frames[..., 3], resolution)
+    share, labels = masks.max(1)
+    return rgb, torch.where(share >= 0.5, labels, torch.full_like(labels, UNKNOWN)), masks
+
+
+def masks_at(classes: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Class maps (N, H, W) -> each class's share of every pixel at the working resolution
+    (N, 12, R, R): the one-hot masks (unknown pixels all zero) area-resized, so thin regions such
+    as the lips survive a downsizing."""
+    masks = one_hot_masks(classes).permute(0, 3, 1, 2)
+    if classes.shape[1] != resolution:
+        masks = F.interpolate(masks, size=(resolution, resolution), mode="area" if classes.shape[1] > resolution else "bilinear")
+    return masks

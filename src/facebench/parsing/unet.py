@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facebench.data.segmentation import N_CLASSES, UNKNOWN
+from facebench.data.segmentation import N_CLASSES, UNKNOWN, frames_to_working
 from facebench.data.sequence import rgbl
 from facebench.weights import fit_judge, judge_training, load_published, stored_judge, weights_identity
 
@@ -128,16 +128,14 @@ def parser_folder(data) -> Path:
 
 
 def _split_frames(data, split: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A split's frames at `size`: RGB (N, 3, S, S) in [-1, 1] and classes (N, S, S), unknown where
-    no class covers half a pixel."""
-    from facebench.models.segtalker.network import frames_to_working
-
+    """A split's frames at `size`: RGB (N, 3, S, S) in [-1, 1] and classes (N, S, S) uint8 (an eighth
+    of int64's memory: 12 classes and unknown fit), unknown where no class covers half a pixel."""
     clips = data.split_dataset(split)
     rgb, labels = [], []
     for i in range(len(clips)):
         frames, classes, _ = frames_to_working(rgbl(clips[i].frames), size)
         rgb.append(frames)
-        labels.append(classes)
+        labels.append(classes.to(torch.uint8))
     return torch.cat(rgb), torch.cat(labels)
 
 
@@ -161,7 +159,7 @@ def train_parser(data, recipe: ParserRecipe = ParserRecipe(), progress: bool = T
     with judge_training(recipe.threads, recipe.seed) as generator:
         rgb, labels = _split_frames(data, "train", recipe.input_size)
         model = FaceParsingUNet(N_CLASSES, recipe.width, recipe.input_size)
-        loss = lambda logits, classes: F.cross_entropy(logits, classes, ignore_index=UNKNOWN)  # noqa: E731
+        loss = lambda logits, classes: F.cross_entropy(logits, classes.long(), ignore_index=UNKNOWN)  # noqa: E731
         seconds = fit_judge(model, rgb, labels, loss, recipe, generator, f"face parser for {data.name}", progress)
         card = {"version": VERSION, "recipe": asdict(recipe), "dataset": data.name, "train_frames": len(rgb),
                 "seconds": seconds, "miou": {split: parser_miou(model, data, split) for split in ("val", *data.test_split_names)}}  # fmt: skip

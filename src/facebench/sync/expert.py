@@ -28,7 +28,7 @@ from rich.progress import Progress
 from torch import nn
 
 from facebench.console import console
-from facebench.data.segmentation import N_CLASSES
+from facebench.data.segmentation import N_CLASSES, one_hot_masks
 from facebench.data.sequence import rgbl
 from facebench.errors import DataError
 from facebench.sync.scores import FRAMES_PER_WINDOW, audio_windows, frame_windows, sync_scores, window_count
@@ -61,12 +61,6 @@ class ExpertRecipe:
 # 0.25 on real sync and 0.25 rolled, test_unseen; 0.51 and 0.31 under the portable kernels), at
 # half of it, it separates them on both (0.48 and 0.32 where v1 collapsed).
 RECIPES = {"rgb": ExpertRecipe(), "mask": ExpertRecipe(view="mask", steps=400, lr=1e-3)}
-
-
-def one_hot_masks(labels: torch.Tensor) -> torch.Tensor:
-    """Class maps (...) -> (..., 12) float one-hot; unknown pixels (255) all zero."""
-    labels = labels.round() if labels.is_floating_point() else labels
-    return (labels[..., None] == torch.arange(N_CLASSES, device=labels.device, dtype=labels.dtype)).float()
 
 
 MASK_CROP = (24, 32)  # the mask view's fixed input size: masks of any resolution cost the same

@@ -10,21 +10,22 @@ import os
 import torch
 from torch.nn import functional as F
 
-from facebench.data.segmentation import MOUTH_CLASSES, N_CLASSES, UNKNOWN
+from facebench.data.segmentation import (
+    MOUTH_CLASSES,
+    N_CLASSES,
+    UNKNOWN,
+    frames_to_working,
+    masks_at,
+    one_hot_masks,
+)
 from facebench.data.sequence import Batch, ModelInputs, rgbl, without_lower_face
 from facebench.errors import FacebenchError
 from facebench.metrics.lpips import ALEXNET_ENV, ALEXNET_FILE, lpips_from
 from facebench.models.base import Stage, TalkingFaceModule
 from facebench.models.components.arcface import ARCFACE_ENV, ARCFACE_FILE, identity_loss, load_arcface
-from facebench.models.segtalker.network import (
-    SegTalkerNetwork,
-    classes_at,
-    frames_to_working,
-    masks_at,
-    working_to_frames,
-)
+from facebench.models.segtalker.network import SegTalkerNetwork, classes_at, working_to_frames
 from facebench.parsing.unet import dataset_parser, parsing_feature_loss
-from facebench.sync.expert import one_hot_masks, stored_expert
+from facebench.sync.expert import stored_expert
 from facebench.sync.scores import FRAMES_PER_WINDOW, window_count
 
 POSE_SOURCES = ("reference", "target", "driving")

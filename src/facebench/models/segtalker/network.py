@@ -21,9 +21,8 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-from facebench.data.segmentation import N_CLASSES, UNKNOWN
+from facebench.data.segmentation import N_CLASSES
 from facebench.models.components.audio_encoders import build_audio_encoder
-from facebench.sync.expert import one_hot_masks
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -265,29 +264,6 @@ class SegTalkerNetwork(nn.Module):
         if self.generator_kind == "regions":
             return self.generator(masks, codes)
         return self.generator(torch.cat([reference, reference_masks, masks], 1))
-
-
-def frames_to_working(frames: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(N, H, W, 4) float frames (RGB in [0, 1], class) -> at the working resolution R: RGB
-    (N, 3, R, R) in [-1, 1] (area or bilinear resizing), the masks (N, 12, R, R) as each class's
-    share of every pixel (the one-hot masks area-resized: thin regions such as the lips survive a
-    downsizing) and the classes (N, R, R) long, their argmax (255 where no class covers half a pixel)."""
-    rgb = rearrange(frames[..., :3], "n h w c -> n c h w") * 2 - 1
-    if frames.shape[1] != resolution:
-        rgb = F.interpolate(rgb, size=(resolution, resolution), mode="area" if frames.shape[1] > resolution else "bilinear")
-    masks = masks_at(frames[..., 3], resolution)
-    share, labels = masks.max(1)
-    return rgb, torch.where(share >= 0.5, labels, torch.full_like(labels, UNKNOWN)), masks
-
-
-def masks_at(classes: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Class maps (N, H, W) -> each class's share of every pixel at the working resolution
-    (N, 12, R, R): the one-hot masks (unknown pixels all zero) area-resized, so thin regions such
-    as the lips survive a downsizing."""
-    masks = one_hot_masks(classes).permute(0, 3, 1, 2)
-    if classes.shape[1] != resolution:
-        masks = F.interpolate(masks, size=(resolution, resolution), mode="area" if classes.shape[1] > resolution else "bilinear")
-    return masks
 
 
 def classes_at(logits: torch.Tensor, size: int) -> torch.Tensor:
