@@ -75,6 +75,34 @@ def test_cross_reconstruction_reads_the_other_take(tiny_emoface):
 
 
 @torch.no_grad()
+def test_the_reconstruction_loss_is_l1_or_squared_as_configured(tiny_emoface, monkeypatch):
+    """`loss_power` 1 (the paper): L1 in dataset units; 2: the squared error in the network's unit
+    times that unit (so both are about equal where the error is one unit). Branches that miss the
+    truth by a known error give exactly those terms."""
+    data, model = tiny_emoface
+    batch = collate([data.split_dataset("train")[i] for i in range(2)])
+    truth = model.to_offsets(batch.vertices, batch.templates)
+    error = torch.full_like(truth, 3.0)
+    error[:, 1::2] = -1.0
+    monkeypatch.setattr(model.network, "teacher_forced", lambda *a, **k: (truth + error, truth + 2 * error, truth))
+    model.eval()
+    mask = torch.arange(truth.shape[1])[None] < batch.frame_lengths[:, None]
+    mean = lambda x: ((x.mean(-1) * mask).sum(1) / batch.frame_lengths).mean()  # noqa: E731
+    unit = model.offset_scale
+    try:
+        for power, expect in ((1, lambda e: mean(e.abs()) * unit), (2, lambda e: mean(e**2) * unit)):
+            model.loss_power = power
+            own = model.reconstruct(batch, batch)
+            torch.testing.assert_close(own["fused"], expect(error))
+            torch.testing.assert_close(own["emotion_branch"], expect(2 * error))
+            assert float(own["content_branch"]) == 0.0
+            # the error alternates +3 and -1 from frame to frame: its velocity is +-4 everywhere
+            assert float(own["velocity"]) == pytest.approx(4 * unit if power == 1 else 16 * unit, rel=1e-5)
+    finally:
+        model.loss_power = 1
+
+
+@torch.no_grad()
 def test_generation_uses_the_intensity_level_and_hears_the_emotion(tiny_emoface):
     data, model = tiny_emoface
     model.eval()

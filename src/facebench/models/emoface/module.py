@@ -41,6 +41,9 @@ class EmoFace(TalkingFaceModule):
             at test) or "ground_truth" (the paper's 3D-RAVDESS setting: the ground truth's first frame
             is the first input, in training and at test; a privileged input, so rows are marked).
             [paper / ours: how it enters the decoder]
+        loss_power: 1, the paper's L1 losses in dataset units; 2, squared errors in the network's
+            unit times that unit (the same size where the error is one unit), to test whether the
+            L1 holds EmoFace's LVE back (CARD.md, "Quick-profile skill"). [ours]
     """
 
     conditions_used = ("intensity",)
@@ -78,12 +81,14 @@ class EmoFace(TalkingFaceModule):
         velocity_weight: float = 500.0,
         classification_weight: float = 1e-4,
         first_frame: str = "template",
+        loss_power: int = 1,
     ):
         super().__init__(n_vertices, n_styles, fps, period, audio_per_frame, lr)
         if first_frame not in FIRST_FRAMES:
             raise ValueError(f"first_frame: expected one of {FIRST_FRAMES}, found {first_frame!r}")
         self.save_hyperparameters()
         self.n_levels, self.n_emotions, self.offset_scale, self.first_frame = n_levels, n_emotions, offset_scale, first_frame
+        self.loss_power = loss_power
         if n_levels == 0:  # a dataset without intensity labels (VOCASET, BIWI): one level, nothing to declare
             self.conditions_used = ()
         self.spiral_length, self.spiral_dilation = spiral_length, spiral_dilation
@@ -152,9 +157,13 @@ class EmoFace(TalkingFaceModule):
             inputs = torch.where(keep[..., None], truth, first_pass)
         fused, d_e, d_c = self.network.teacher_forced(content, emotion, inputs, style, level, weights, given)
         unit = self.offset_scale
-        l1 = lambda pred: masked_mse(pred * unit, truth * unit, lengths, power=1)  # noqa: E731
-        return {"fused": l1(fused), "emotion_branch": l1(d_e), "content_branch": l1(d_c),
-                "velocity": masked_velocity_mse(fused * unit, truth * unit, lengths, power=1), "emotion_features": emotion}  # fmt: skip
+        if self.loss_power == 1:
+            l1 = lambda pred: masked_mse(pred * unit, truth * unit, lengths, power=1)  # noqa: E731
+            return {"fused": l1(fused), "emotion_branch": l1(d_e), "content_branch": l1(d_c),
+                    "velocity": masked_velocity_mse(fused * unit, truth * unit, lengths, power=1), "emotion_features": emotion}  # fmt: skip
+        l2 = lambda pred: masked_mse(pred, truth, lengths) * unit  # noqa: E731
+        return {"fused": l2(fused), "emotion_branch": l2(d_e), "content_branch": l2(d_c),
+                "velocity": masked_velocity_mse(fused, truth, lengths) * unit, "emotion_features": emotion}  # fmt: skip
 
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         own = self.reconstruct(batch, batch)
