@@ -139,12 +139,13 @@ def test_the_datasets_own_face_parser_segments_held_out_frames(tmp_path):
     training split's masks and stored with it; on held-out clips of the training speakers its mIoU
     (12 classes, 64 px) is measured at 0.845. Given weights win over it."""
     data = FaceDataModule("synth-video-tiny")
-    _, identity = dataset_parser(data, progress=False)
+    own = dataset_parser(data, progress=False)
     card = json.loads((parser_folder(data) / "card.json").read_text())
-    assert identity.startswith("faceparser-v1:") and card["miou"]["test_seen"] > 0.75, card["miou"]
+    assert card["miou"]["test_seen"] > 0.75, card["miou"]
     assert card["recipe"]["threads"] == 2 and card["dataset"] == "synth-video-tiny"
-    given, identity = dataset_parser(data, str(write_parsing_unet_checkpoint(tmp_path / "model.pth")))
-    assert identity.startswith("celebamask-unet:") and given.input_size == 512
+    assert (own.input_size, own.final.in_channels) == (card["recipe"]["input_size"], card["recipe"]["width"]) == (64, 8)
+    given = dataset_parser(data, str(write_parsing_unet_checkpoint(tmp_path / "model.pth")))
+    assert (given.input_size, given.final.in_channels) == (512, 16)  # the published width
 
 
 def test_the_identity_loss_reads_arcface_ir_se50_as_e4s_does(tmp_path, monkeypatch):

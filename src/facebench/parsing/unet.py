@@ -30,7 +30,7 @@ from torch import nn
 
 from facebench.data.segmentation import N_CLASSES, UNKNOWN, frames_to_working
 from facebench.data.sequence import rgbl
-from facebench.weights import fit_judge, judge_training, load_published, stored_judge, weights_identity
+from facebench.weights import fit_judge, judge_training, load_published, stored_judge
 
 PUBLISHED_INPUT_SIZE = 512
 PUBLISHED_CLASSES = 19
@@ -172,9 +172,6 @@ def stored_parser(data, progress: bool = True) -> FaceParsingUNet:
                         lambda card: FaceParsingUNet(N_CLASSES, card["recipe"]["width"], card["recipe"]["input_size"]))  # fmt: skip
 
 
-def dataset_parser(data, path: str | None = None, progress: bool = True) -> tuple[FaceParsingUNet, str]:
-    """(parser, identity): the published U-Net at `path` where given, else the dataset's own."""
-    if path:
-        return load_parsing_unet(path), weights_identity("celebamask-unet", Path(path))
-    parser = stored_parser(data, progress)
-    return parser, weights_identity(f"faceparser-v{VERSION}", parser_folder(data) / "parser.pt")
+def dataset_parser(data, path: str | None = None, progress: bool = True) -> FaceParsingUNet:
+    """The published U-Net at `path` where given, else the dataset's own."""
+    return load_parsing_unet(path) if path else stored_parser(data, progress)

@@ -20,7 +20,7 @@ from facebench.data.segmentation import (
 )
 from facebench.data.sequence import Batch, ModelInputs, rgbl, without_lower_face
 from facebench.errors import FacebenchError
-from facebench.metrics.lpips import ALEXNET_ENV, ALEXNET_FILE, lpips_from
+from facebench.metrics.lpips import ALEXNET_ENV, ALEXNET_FILE, load_lpips
 from facebench.models.base import Stage, TalkingFaceModule
 from facebench.models.components.arcface import ARCFACE_ENV, ARCFACE_FILE, identity_loss, load_arcface
 from facebench.models.segtalker.network import SegTalkerNetwork, classes_at, working_to_frames
@@ -183,9 +183,9 @@ class SegTalker(TalkingFaceModule):
             raise FacebenchError("; ".join(missing))
         with torch.random.fork_rng(devices=[]):
             if datamodule is not None and "parsing" in wanted:
-                self._frozen["parsing"] = dataset_parser(datamodule, self.face_parser, progress=False)[0]
+                self._frozen["parsing"] = dataset_parser(datamodule, self.face_parser, progress=False)
             if "lpips" in wanted:
-                self._frozen["lpips"] = lpips_from(published["lpips"][0])[0]
+                self._frozen["lpips"] = load_lpips(published["lpips"][0])
             if "identity" in wanted:
                 self._frozen["identity"] = load_arcface(published["identity"][0])
         for network in self._frozen.values():
