@@ -100,6 +100,8 @@ def test_the_reconstruction_loss_is_l1_or_squared_as_configured(tiny_emoface, mo
             assert float(own["velocity"]) == pytest.approx(4 * unit if power == 1 else 16 * unit, rel=1e-5)
     finally:
         model.loss_power = 1
+    with pytest.raises(ValueError, match="loss_power: expected 1 .* or 2 .*, found 3"):
+        type(model)(**{**model.hparams, "loss_power": 3})
 
 
 @torch.no_grad()

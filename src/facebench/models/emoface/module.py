@@ -86,6 +86,8 @@ class EmoFace(TalkingFaceModule):
         super().__init__(n_vertices, n_styles, fps, period, audio_per_frame, lr)
         if first_frame not in FIRST_FRAMES:
             raise ValueError(f"first_frame: expected one of {FIRST_FRAMES}, found {first_frame!r}")
+        if loss_power not in (1, 2):
+            raise ValueError(f"loss_power: expected 1 (L1, the paper's) or 2 (squared), found {loss_power!r}")
         self.save_hyperparameters()
         self.n_levels, self.n_emotions, self.offset_scale, self.first_frame = n_levels, n_emotions, offset_scale, first_frame
         self.loss_power = loss_power
