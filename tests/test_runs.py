@@ -280,3 +280,43 @@ def test_make_install_is_per_python_environment(tmp_path):
     other = subprocess.run(["make", "-n", f"PYTHON={venv / 'bin' / 'python'}", "install"], cwd=REPO, env=env, capture_output=True, text=True)
     assert "pip install" in other.stdout and "install-" in other.stdout
     assert ours.stdout.split("install-")[1][:12] != other.stdout.split("install-")[1][:12]
+
+
+def test_the_compile_switch_compiles_every_part_of_the_networks_in_place(synth_tiny):
+    """`compile` (a profile's, a model YAML's or `--set compile=...`) puts the parts of a model's
+    networks under torch.compile before training. Here with the `eager` backend, which traces
+    through TorchDynamo and runs the traced graphs as they are: so the losses equal the uncompiled
+    model's to the last digit (inductor's generated kernels may not; benchmarks/training_speed.py
+    --compile measures those), checkpoints keep their keys, the row names the backend, and a wrong
+    value is one error naming the key."""
+    import lightning as L
+    import torch
+
+    from facebench.bench.config import model_specs, resolve
+    from facebench.bench.runner import build, compile_label
+    from facebench.data.sequence import collate
+    from facebench.errors import FacebenchError
+
+    spec = model_specs()["dualtalker"]  # FaceFormer's network and a lip reader beside it
+    configs = {name: resolve(spec, "synth-tiny", "ci", 0, overrides=overrides)
+               for name, overrides in (("eager", {}), ("compiled", {"compile": {"backend": "eager"}}))}  # fmt: skip
+    models = {}
+    for name, config in configs.items():
+        L.seed_everything(0, verbose=False)
+        data, models[name] = build(config, str(synth_tiny))
+    compiled = [name for name, module in models["compiled"].named_modules() if getattr(module, "_compiled_call_impl", None) is not None]
+    assert {"network.audio_encoder", "network.transformer_decoder", "reader.encoder"} <= set(compiled), compiled
+    assert not any(getattr(module, "_compiled_call_impl", None) for module in models["eager"].modules())
+    assert models["compiled"].state_dict().keys() == models["eager"].state_dict().keys()
+    batch = collate([data.split_dataset("train")[i] for i in range(2)])
+    losses = {}
+    for name, model in models.items():
+        model.eval()
+        with torch.no_grad():
+            losses[name] = model.losses(batch)["loss"]
+    assert torch.equal(losses["compiled"], losses["eager"]) and torch.isfinite(losses["eager"])
+    assert compile_label(configs["compiled"]) == "eager" and compile_label(configs["eager"]) == ""
+    assert compile_label({"compile": True}) == "inductor" and compile_label({"compile": {"mode": "max-autotune"}}) == "inductor, max-autotune"
+    assert "compile" in lb.COLUMNS
+    with pytest.raises(FacebenchError, match=r"compile: expected true, false or a mapping of backend, mode, dynamic, fullgraph, found 'fast'"):
+        resolve(spec, "synth-tiny", "ci", 0, overrides={"compile": "fast"})

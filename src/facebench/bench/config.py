@@ -5,8 +5,10 @@ its leaderboard rows.
 
 A resolved config has the sections `model`, `trainer` (every stage's default), `data`,
 `stages` (per stage name: its own `trainer`, `data`, `lr` and `lr_schedule`, over the defaults), `lr_schedule`
-(every stage's default: `constant` or `cosine`, see `bench/schedule.py`) and `evaluation`
-(`samples`: generations per clip of a stochastic model, `seed`: the first sample's seed)."""
+(every stage's default: `constant` or `cosine`, see `bench/schedule.py`), `evaluation`
+(`samples`: generations per clip of a stochastic model, `seed`: the first sample's seed) and,
+optionally, `compile` (torch.compile the model's networks: `true` or a mapping of its keywords,
+see `compile_options`)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from facebench.yamlio import read_yaml
 
 PROFILES = ("ci", "quick", "full")
 LR_SCHEDULES = ("constant", "cosine")  # `lr_schedule`: bench/schedule.py
+COMPILE_KEYWORDS = ("backend", "mode", "dynamic", "fullgraph")  # torch.compile's, as `compile` may set them
 
 
 def benchmarks_dir() -> Path:
@@ -187,7 +190,22 @@ def resolve(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
         settings.update({section: deep_merge(settings[section], given) for section, given in command_line.items() if section in settings})
     config.update(model_name=spec.name, variant=variant, dataset=dataset, dataset_name=dataset_name(dataset), profile=profile, seed=seed)
     check_schedules(config)
+    compile_options(config)
     return config
+
+
+def compile_options(config: dict) -> dict | None:
+    """The run's `compile` as torch.compile's keyword arguments: None where it is off (absent or
+    false), {} for `true` (torch's defaults: the inductor backend), else the mapping given; anything
+    else is an error naming the key, before any data or model is built."""
+    value = config.get("compile", False)
+    if value is False or value is None:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, dict) and set(value) <= set(COMPILE_KEYWORDS):
+        return dict(value)
+    raise FacebenchError(f"compile: expected true, false or a mapping of {', '.join(COMPILE_KEYWORDS)}, found {value!r}")
 
 
 def check_schedules(config: dict) -> None:

@@ -19,7 +19,7 @@ METRICS = ["lve", "fdd", "fdd_abs", "mve", "eve", "diversity", "sample_diversity
            "mask_frames", "frames_dropped",
            "clips"]  # fmt: skip
 COST = ["params", "trainable_params", "train_time_s", "train_frames_per_s", "rtf", "rtf_clips", "peak_memory_mb", "device", "processes",
-        "precision"]  # fmt: skip
+        "precision", "compile"]  # fmt: skip
 ENVIRONMENT = ["torch", "cpu", "gpu", "threads", "kernels"]
 PROVENANCE = ["protocol", "inputs", "samples", "config_hash", "checkpoint", "region_set", "per_reader", "sync_judge", "lpips_net", "fid_net",
               "lmd_judge",

@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 import facebench.data.synth  # noqa: F401  (registers the synthetic presets)
 from facebench.bench import distributed
-from facebench.bench.config import ModelSpec, config_hash, deep_merge, resolve
+from facebench.bench.config import ModelSpec, compile_options, config_hash, deep_merge, resolve
 from facebench.bench.cost import PeakMemory, StageTimer, real_time_factor
 from facebench.bench.leaderboard import append_rows, leaderboard_path
 from facebench.bench.predictions import prediction_names, save_prediction
@@ -100,7 +100,18 @@ def build(config: dict, root: str | None) -> tuple[FaceDataModule, TalkingFaceMo
     evaluation = config.get("evaluation", {})
     model.evaluation_samples = int(evaluation.get("samples", 1)) if model.stochastic else 1
     model.sample_seed = int(evaluation.get("seed", 0))
+    options = compile_options(config)
+    if options is not None:
+        model.compile_networks(**options)
     return data, model
+
+
+def compile_label(config: dict) -> str:
+    """The row's `compile`: empty where the networks run eagerly, else the backend and mode."""
+    options = compile_options(config)
+    if options is None:
+        return ""
+    return ", ".join([options.get("backend", "inductor"), *([options["mode"]] if options.get("mode") else [])])
 
 
 def trainer_for(trainer_args: dict, run_dir: Path, callbacks: list, progress: bool, **overrides) -> L.Trainer:
@@ -280,7 +291,7 @@ def run_one(spec: ModelSpec, dataset: str, profile: str, seed: int, variant: str
             "params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable_parameters(model),
             "train_time_s": cost["train_time_s"], "train_frames_per_s": cost["train_frames_per_s"],
             "rtf": rtf, "rtf_clips": rtf_clips, "peak_memory_mb": memory.mb(device), "device": str(device), "processes": tester.world_size,
-            "precision": str(tester.precision), **environment(device),
+            "precision": str(tester.precision), "compile": compile_label(config), **environment(device),
             "protocol": values["protocol"], "inputs": model.describe_inputs(data.preset.modality), "samples": model.evaluation_samples,
             "config_hash": config_hash(config), "checkpoint": ";".join(relative(s["checkpoint"], runs) for s in cost["stages"]),
             "region_set": values["region_set"], "per_reader": values["per_reader"], **{k: values[k] for k in JUDGE_COLUMNS},

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
 
 from facebench.data.sequence import CONDITION_NAMES, Batch, ModelInputs, SealedBatch
 
@@ -108,6 +109,25 @@ class TalkingFaceModule(L.LightningModule):
     def vertices_from_offsets(self, templates: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """Network-unit offsets (B, T, V*3) on the templates (B, V, 3): vertices (B, T, V, 3) in dataset units."""
         return templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
+
+    def compile_networks(self, **options) -> list[str]:
+        """torch.compile, in place (`nn.Module.compile`), the parts of the model's networks: every
+        direct submodule of each of the model's own submodules (a network's audio encoder, decoder,
+        maps; the members of a ModuleList or ModuleDict one by one). Models call their networks'
+        methods, not their `forward`, so compiling a whole network would compile nothing it runs;
+        in place, checkpoints keep their keys. `options`: torch.compile's keywords. Returns the
+        names of the parts compiled."""
+        compiled = []
+        for name, network in self.named_children():
+            parts = list(network.named_children())
+            while parts:
+                part_name, part = parts.pop(0)
+                if isinstance(part, (nn.ModuleList, nn.ModuleDict)):
+                    parts[:0] = [(f"{part_name}.{k}", m) for k, m in part.named_children()]
+                elif any(True for _ in part.parameters()):
+                    part.compile(**options)
+                    compiled.append(f"{name}.{part_name}")
+        return compiled
 
     # -- stages ---------------------------------------------------------------------------------
 
