@@ -18,6 +18,7 @@ checkpoint of the one before.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import lightning as L
@@ -37,6 +38,15 @@ class Stage:
     monitor: str = "val/lve"
     mode: str = "min"
     generates: bool = True
+
+
+def members(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
+    """A module's direct submodules by name, the members of a ModuleList or ModuleDict taken one by one."""
+    for name, child in module.named_children():
+        if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
+            yield from members(child, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", child
 
 
 class TalkingFaceModule(L.LightningModule):
@@ -119,14 +129,10 @@ class TalkingFaceModule(L.LightningModule):
         names of the parts compiled."""
         compiled = []
         for name, network in self.named_children():
-            parts = list(network.named_children())
-            while parts:
-                part_name, part = parts.pop(0)
-                if isinstance(part, (nn.ModuleList, nn.ModuleDict)):
-                    parts[:0] = [(f"{part_name}.{k}", m) for k, m in part.named_children()]
-                elif any(True for _ in part.parameters()):
+            for part_name, part in members(network, f"{name}."):
+                if any(True for _ in part.parameters()):  # a part without weights has nothing to compile
                     part.compile(**options)
-                    compiled.append(f"{name}.{part_name}")
+                    compiled.append(part_name)
         return compiled
 
     # -- stages ---------------------------------------------------------------------------------

@@ -159,13 +159,14 @@ class EmoFace(TalkingFaceModule):
             inputs = torch.where(keep[..., None], truth, first_pass)
         fused, d_e, d_c = self.network.teacher_forced(content, emotion, inputs, style, level, weights, given)
         unit = self.offset_scale
-        if self.loss_power == 1:
-            l1 = lambda pred: masked_mse(pred * unit, truth * unit, lengths, power=1)  # noqa: E731
-            return {"fused": l1(fused), "emotion_branch": l1(d_e), "content_branch": l1(d_c),
-                    "velocity": masked_velocity_mse(fused * unit, truth * unit, lengths, power=1), "emotion_features": emotion}  # fmt: skip
-        l2 = lambda pred: masked_mse(pred, truth, lengths) * unit  # noqa: E731
-        return {"fused": l2(fused), "emotion_branch": l2(d_e), "content_branch": l2(d_c),
-                "velocity": masked_velocity_mse(fused, truth, lengths) * unit, "emotion_features": emotion}  # fmt: skip
+        # evaluated in the order the terms are listed, as before loss_power: the backward pass sums in that order
+        if self.loss_power == 1:  # the paper's L1, in dataset units
+            error = lambda pred: masked_mse(pred * unit, truth * unit, lengths, power=1)  # noqa: E731
+            velocity = lambda pred: masked_velocity_mse(pred * unit, truth * unit, lengths, power=1)  # noqa: E731
+        else:  # squared, in the network's unit, times that unit
+            error = lambda pred: masked_mse(pred, truth, lengths) * unit  # noqa: E731
+            velocity = lambda pred: masked_velocity_mse(pred, truth, lengths) * unit  # noqa: E731
+        return {"fused": error(fused), "emotion_branch": error(d_e), "content_branch": error(d_c), "velocity": velocity(fused), "emotion_features": emotion}
 
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         own = self.reconstruct(batch, batch)
