@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from filelock import FileLock
@@ -78,8 +79,18 @@ def stored_judge(folder: Path, what: str, file: str, train: Callable[[], tuple[n
     return model.eval()
 
 
+class JudgeRecipe(Protocol):
+    """What `fit_judge` reads of a judge's recipe (`ParserRecipe`, `LandmarkRecipe`:
+    each its own dataclass, because their defaults differ and their fields are stored, in order, in
+    the judge's card)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+
+
 def fit_judge(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-              recipe, generator: torch.Generator, label: str, progress: bool = True) -> float:  # fmt: skip
+              recipe: JudgeRecipe, generator: torch.Generator, label: str, progress: bool = True) -> float:  # fmt: skip
     """The supervised recipe of the stored judges: Adam at `recipe.lr`, decayed along a cosine over
     `recipe.steps` steps, each on `recipe.batch_size` examples drawn with `generator`; `loss(output,
     target)`. Leaves `model` in eval mode; returns the seconds it took."""

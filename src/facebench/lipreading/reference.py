@@ -8,7 +8,6 @@ ground truth's own phoneme error rate on every split).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -29,7 +28,7 @@ from facebench.data.sequence import Batch, collate, frame_mask
 from facebench.environment import cpu_name
 from facebench.errors import DataError
 from facebench.lipreading.ctc import ctc_loss, greedy_decode, phoneme_error_rate, reference_sequences
-from facebench.weights import judge_training
+from facebench.weights import judge_training, weights_identity
 
 # Bump when the network or the recipe changes: a stored reader of another version is never used.
 VERSION = 2
@@ -239,7 +238,7 @@ def stored_lip_reader(data: FaceDataModule) -> ReferenceLipReader | None:
 
 def reader_identity(folder: Path) -> str:
     """`v<version>:<first 12 hex digits of the weights' sha256>`: which judge gave a PER value."""
-    return f"v{VERSION}:" + hashlib.sha256((folder / "reader.pt").read_bytes()).hexdigest()[:12]
+    return weights_identity(f"v{VERSION}", folder / "reader.pt")
 
 
 def shipped_reader(data: FaceDataModule) -> Path | None:
