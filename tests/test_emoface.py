@@ -118,9 +118,10 @@ def test_generation_uses_the_intensity_level_and_hears_the_emotion(tiny_emoface)
     assert model.predict_emotion(inputs).shape == (1,)
 
 
-def test_variants_are_the_papers_ablations():
+def test_variants_are_the_papers_ablations_and_the_other_reading_of_self_growing():
     spec = model_specs()["emoface"]
-    assert spec.variants == ["", "add_fusion", "teacher_forcing", "spiral_2d"]
+    assert spec.variants == ["", "add_fusion", "teacher_forcing", "spiral_2d", "first_pass_gradient"]
+    assert resolve(spec, "synth", "quick", 0, "first_pass_gradient")["model"]["init_args"]["first_pass_gradient"] is True
     assert resolve(spec, "synth", "quick", 0, "spiral_2d")["model"]["init_args"]["attention_frames"] == 1
     full = resolve(spec, "ravdess3d", "full", 0)["model"]["init_args"]
     assert full["classification_weight"] == 1e-4 and full["emotion_encoder"]["checkpoint"].startswith("r-f/")
