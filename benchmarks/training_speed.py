@@ -61,8 +61,10 @@ def train(config: dict, root: str | None, scheme: dict, folder: Path) -> tuple[E
 
 def frames_per_s(record: EpochRecord, frames: int, after_first: bool = False) -> float:
     """Training frames per training second over the whole fit (`frames`: one epoch's); `after_first`:
-    without the first epoch (where torch.compile compiles most of its graphs)."""
+    without the first epoch (where torch.compile compiles most of its graphs; nan after one epoch)."""
     if after_first:
+        if len(record.epochs) < 2:
+            return float("nan")
         return (len(record.epochs) - 1) * frames / (record.epochs[-1][0] - record.epochs[0][0])
     return len(record.epochs) * frames / record.epochs[-1][0]
 

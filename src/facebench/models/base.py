@@ -40,13 +40,13 @@ class Stage:
     generates: bool = True
 
 
-def members(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
-    """A module's direct submodules by name, the members of a ModuleList or ModuleDict taken one by one."""
-    for name, child in module.named_children():
+def members(module: nn.Module) -> Iterator[nn.Module]:
+    """A module's direct submodules, the members of a ModuleList or ModuleDict taken one by one."""
+    for child in module.children():
         if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
-            yield from members(child, f"{prefix}{name}.")
+            yield from members(child)
         else:
-            yield f"{prefix}{name}", child
+            yield child
 
 
 class TalkingFaceModule(L.LightningModule):
@@ -120,20 +120,16 @@ class TalkingFaceModule(L.LightningModule):
         """Network-unit offsets (B, T, V*3) on the templates (B, V, 3): vertices (B, T, V, 3) in dataset units."""
         return templates[:, None] + self.offset_scale * offsets.view(*offsets.shape[:2], -1, 3)
 
-    def compile_networks(self, **options) -> list[str]:
+    def compile_networks(self, **options) -> None:
         """torch.compile, in place (`nn.Module.compile`), the parts of the model's networks: every
         direct submodule of each of the model's own submodules (a network's audio encoder, decoder,
         maps; the members of a ModuleList or ModuleDict one by one). Models call their networks'
         methods, not their `forward`, so compiling a whole network would compile nothing it runs;
-        in place, checkpoints keep their keys. `options`: torch.compile's keywords. Returns the
-        names of the parts compiled."""
-        compiled = []
-        for name, network in self.named_children():
-            for part_name, part in members(network, f"{name}."):
-                if any(True for _ in part.parameters()):  # a part without weights has nothing to compile
+        in place, checkpoints keep their keys. `options`: torch.compile's keywords."""
+        for network in self.children():
+            for part in members(network):
+                if next(part.parameters(), None) is not None:  # a part without weights has nothing to compile
                     part.compile(**options)
-                    compiled.append(part_name)
-        return compiled
 
     # -- stages ---------------------------------------------------------------------------------
 
