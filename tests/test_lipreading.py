@@ -1,7 +1,9 @@
 """The reference lip reader and the lip-readability metric: trained once per dataset on the ground
 truth, stored with it, frozen, and able to tell readable motion from a still face."""
 
+import copy
 import json
+import shutil
 
 import pytest
 import torch
@@ -77,6 +79,27 @@ def test_reader_is_stored_once_and_reloaded_frozen(tiny_reader, monkeypatch):
     args = (batch.vertices, batch.templates, batch.frame_lengths)
     assert torch.equal(again(*args), reader(*args))
 
+
+
+def test_retrain_replaces_the_stored_reader_whole(tiny_reader, tmp_path, monkeypatch):
+    """`facebench lipreader --retrain`: a new reader is trained and swapped in for the stored one."""
+    data, reader, card = tiny_reader
+    corpus = tmp_path / "tiny"
+    shutil.copytree(data.reader.root, corpus)
+    copied = FaceDataModule("synth-tiny", root=str(corpus))
+    stored, _ = ref.reference_reader(copied, progress=False)
+    retrained = copy.deepcopy(reader)
+    with torch.no_grad():
+        for parameter in retrained.parameters():
+            parameter.add_(0.5)
+    monkeypatch.setattr(ref, "train_reader", lambda *a, **k: (retrained, {**card, "train_seconds": 0.5}))
+    again, again_card = ref.reference_reader(copied, retrain=True, progress=False)
+    assert again_card == json.loads((ref.reader_folder(copied) / "card.json").read_text())
+    assert again_card["train_seconds"] == 0.5 and again.identity != stored.identity
+    batch = collate(clips_of(data, "val")[:2])
+    args = (batch.vertices, batch.templates, batch.frame_lengths)
+    assert torch.equal(again(*args), retrained(*args)) and not torch.equal(again(*args), stored(*args))
+    assert sorted(p.name for p in ref.reader_folder(copied).parent.iterdir()) == [f"v{ref.VERSION}", f"v{ref.VERSION}.lock"]
 
 @pytest.mark.slow
 def test_training_leaves_the_callers_random_state_alone(synth_tiny):

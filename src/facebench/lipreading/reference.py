@@ -9,15 +9,13 @@ ground truth's own phoneme error rate on every split).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from filelock import FileLock
 from rich.progress import Progress
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -28,7 +26,7 @@ from facebench.data.sequence import Batch, collate, frame_mask
 from facebench.environment import cpu_name
 from facebench.errors import DataError
 from facebench.lipreading.ctc import ctc_loss, greedy_decode, phoneme_error_rate, reference_sequences
-from facebench.weights import judge_training, weights_identity
+from facebench.weights import judge_training, stored_once, weights_identity
 
 # Bump when the network or the recipe changes: a stored reader of another version is never used.
 VERSION = 2
@@ -271,44 +269,26 @@ def load_reader(folder: Path) -> tuple[ReferenceLipReader, dict]:
 def reference_reader(
     data: FaceDataModule, retrain: bool = False, progress: bool = True
 ) -> tuple[ReferenceLipReader, dict]:
-    """The dataset's stored reader, trained and stored first if there is none (or `retrain`).
-
-    Concurrent runs wait on a lock; files are written beside their place and renamed into it, so a
-    stored reader is whole or absent.
-    """
+    """The dataset's stored reader, stored first if there is none (or trained again if `retrain`):
+    copied from the shipped one for a synthetic corpus that has one, else trained here. Stored
+    whole or not at all, once however many runs ask at the same time (`weights.stored_once`)."""
     if not has_phoneme_labels(data):
         raise DataError(
             data.reader.root / "phonemes",
             "per-frame phoneme labels (<clip>.npy) to train a reference lip reader",
             "no such folder",
         )
-    folder = reader_folder(data)
-    if not retrain and (folder / "card.json").is_file():
-        return load_reader(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(
-            folder, "a writable folder to store the dataset's reference lip reader (once)", f"{exc.strerror}"
-        ) from exc
-    with FileLock(str(folder) + ".lock"):
-        if not retrain and (folder / "card.json").is_file():
-            return load_reader(folder)
-        shipped = None if retrain else shipped_reader(data)
+    shipped = None if retrain else shipped_reader(data)
+
+    def store(scratch: Path) -> None:
         if shipped is not None:
-            writers = [(name, lambda f, name=name: f.write((shipped / name).read_bytes())) for name in ("reader.pt", "card.json")]
-        else:
-            if progress:
-                console.print(f"training the reference lip reader of {data.name} (once; stored in {folder})")
-            model, card = train_reader(data, progress=progress)
-            writers = [("reader.pt", lambda f: torch.save(model.state_dict(), f)),
-                       ("card.json", lambda f: f.write(json.dumps(card, indent=2).encode()))]  # fmt: skip
-        for name, write in writers:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, folder / name)  # card.json last: its presence means the reader is whole
-        if shipped is not None:
-            return load_reader(folder)
-    model.identity = reader_identity(folder)
-    return model, card
+            for name in ("reader.pt", "card.json"):
+                shutil.copyfile(shipped / name, scratch / name)
+            return
+        model, card = train_reader(data, progress=progress)
+        torch.save(model.state_dict(), scratch / "reader.pt")
+        (scratch / "card.json").write_text(json.dumps(card, indent=2))
+
+    folder = stored_once(reader_folder(data), f"the reference lip reader of {data.name}", store, replace=retrain,
+                         announce=progress and shipped is None)  # fmt: skip
+    return load_reader(folder)

@@ -1,0 +1,61 @@
+"""Storing the judges trained on a dataset (`facebench.weights.stored_once`): made once, whole or not
+at all, replaced whole, and one clear error where the store cannot be written."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from facebench.errors import DataError
+from facebench.weights import stored_once
+
+
+def writer(card: dict, calls: list):
+    def make(scratch: Path) -> None:
+        calls.append(scratch)
+        (scratch / "weights.pt").write_text(f"weights {card['n']}")
+        (scratch / "card.json").write_text(json.dumps(card))
+
+    return make
+
+
+def test_made_once_then_found(tmp_path):
+    calls = []
+    folder = tmp_path / "judge" / "v1"
+    assert stored_once(folder, "a judge", writer({"n": 1}, calls), announce=False) == folder
+    assert stored_once(folder, "a judge", writer({"n": 2}, calls), announce=False) == folder
+    assert len(calls) == 1 and json.loads((folder / "card.json").read_text()) == {"n": 1}
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["v1", "v1.lock"]  # no scratch left behind
+
+
+def test_replace_swaps_the_whole_folder(tmp_path):
+    folder = tmp_path / "v1"
+    stored_once(folder, "a judge", writer({"n": 1}, []), announce=False)
+    (folder / "stale.pt").write_text("only in the old folder")
+
+    stored_once(folder, "a judge", writer({"n": 2}, []), replace=True, announce=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["card.json", "weights.pt"]
+    assert (folder / "weights.pt").read_text() == "weights 2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v1", "v1.lock"]
+
+
+def test_an_interrupted_make_leaves_nothing_stored(tmp_path):
+    folder = tmp_path / "v1"
+
+    def interrupted(scratch: Path) -> None:
+        (scratch / "weights.pt").write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stored_once(folder, "a judge", interrupted, announce=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v1.lock"]
+    stored_once(folder, "a judge", writer({"n": 1}, []), announce=False)
+    with pytest.raises(KeyboardInterrupt):  # and a failed replacement keeps the stored folder
+        stored_once(folder, "a judge", interrupted, replace=True, announce=False)
+    assert (folder / "weights.pt").read_text() == "weights 1"
+
+
+def test_an_unwritable_store_is_one_clear_error(tmp_path):
+    (tmp_path / "store").write_text("a file where the store's folder should be")
+    with pytest.raises(DataError, match=r"v1: expected a writable folder to store a judge \(once\), found File exists: .*store"):
+        stored_once(tmp_path / "store" / "v1", "a judge", writer({"n": 1}, []), announce=False)
