@@ -2,6 +2,8 @@
 at all, replaced whole, and one clear error where the store cannot be written."""
 
 import json
+import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,27 @@ def test_an_unwritable_store_is_one_clear_error(tmp_path):
     (tmp_path / "store").write_text("a file where the store's folder should be")
     with pytest.raises(DataError, match=r"v1: expected a writable folder to store a judge \(once\), found File exists: .*store"):
         stored_once(tmp_path / "store" / "v1", "a judge", writer({"n": 1}, []), announce=False)
+
+
+def make_slowly(scratch: Path) -> None:
+    """A make that takes a while and leaves a trace of every call beside the store."""
+    with open(scratch.parent / "calls.txt", "a") as calls:
+        calls.write(f"{scratch.name}\n")
+    time.sleep(0.5)
+    (scratch / "card.json").write_text("{}")
+
+
+def store_in(folder: Path) -> None:
+    stored_once(folder, "a judge", make_slowly, announce=False)
+
+
+def test_processes_asking_at_once_make_it_once(tmp_path):
+    folder = tmp_path / "v1"
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter each, as separate runs are
+    processes = [context.Process(target=store_in, args=(folder,)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
+    assert len((tmp_path / "calls.txt").read_text().splitlines()) == 1 and (folder / "card.json").is_file()
