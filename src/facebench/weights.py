@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,12 +15,12 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from filelock import FileLock
 from rich.progress import Progress
 from torch import nn
 
 from facebench.console import console
-from facebench.errors import DataError, FacebenchError
+from facebench.errors import FacebenchError
+from facebench.storage import stored_once
 
 
 def load_published(model: nn.Module, path: str | Path, what: str) -> nn.Module:
@@ -46,38 +43,6 @@ def load_published(model: nn.Module, path: str | Path, what: str) -> nn.Module:
                              f"unexpected {unexpected[:5]}, misshapen {wrong[:5]}")  # fmt: skip
     model.load_state_dict({**own, **state})
     return model.eval()
-
-
-def stored_once(folder: Path, what: str, make: Callable[[Path], None], replace: bool = False, announce: bool = True) -> Path:
-    """`folder`, made on first use by `make(scratch)` into a scratch folder beside it and moved into
-    place whole, under a lock: processes that ask at the same time make it once, and an interrupted
-    run leaves no half-made folder (its scratch folder is removed). A folder counts as made when it
-    holds `card.json`. With `replace`, it is made again and swapped in whole for the stored one.
-    `what` names it in the message shown while it is made (`announce`) and in the error raised
-    when its place cannot be written."""
-    if replace or not (folder / "card.json").is_file():
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DataError(folder, f"a writable folder to store {what} (once)", f"{exc.strerror}: {exc.filename}") from exc
-        with FileLock(str(folder) + ".lock"):
-            if replace or not (folder / "card.json").is_file():
-                if announce:
-                    console.print(f"training {what} once (stored in {folder})")
-                scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-                stepped_aside = scratch.with_name(scratch.name + ".old")
-                try:
-                    make(scratch)
-                    # A folder cannot be renamed onto a non-empty one: the stored folder steps aside
-                    # first, so a reader finds the old folder, the new one, or (for a moment) none,
-                    # and then waits on the lock; never a mixture of the two.
-                    if folder.exists():
-                        os.replace(folder, stepped_aside)
-                    os.replace(scratch, folder)
-                finally:
-                    for leftover in (scratch, stepped_aside):
-                        shutil.rmtree(leftover, ignore_errors=True)
-    return folder
 
 
 def stored_judge(folder: Path, what: str, file: str, train: Callable[[], tuple[nn.Module, dict]], build: Callable[[dict], nn.Module]) -> nn.Module:

@@ -14,7 +14,7 @@ import pandas as pd
 from filelock import FileLock
 
 from facebench.bench.config import benchmarks_dir, resolve_models
-from facebench.bench.leaderboard import ENVIRONMENT, METRICS, read_rows, write_atomically
+from facebench.bench.leaderboard import ENVIRONMENT, METRICS, read_rows, write_table
 from facebench.yamlio import read_yaml
 
 DATASET, PROFILE, SEED = "synth-tiny", "ci", 0
@@ -86,5 +86,5 @@ def update_reference(current: pd.DataFrame, path: Path, all_models: bool = True)
         if not all_models and path.is_file():
             existing = read_rows(path)
             table = pd.concat([existing[~existing["model"].isin(current["model"])], current], ignore_index=True)
-        write_atomically(path, table)
+        write_table(path, table)
     return table

@@ -3,14 +3,13 @@ same time never lose or corrupt a row; and their rendering as tables and charts.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock
 
 from facebench.data.sequence import CONDITION_NAMES, GROUND_TRUTH_CONDITIONS
+from facebench.storage import write_atomically
 
 # What each column means and how it is measured: README, "Leaderboard rows".
 IDENTITY = ["model", "variant", "dataset", "split", "profile", "seed", "git_sha", "date"]
@@ -43,15 +42,6 @@ def read_rows(path: str | Path, as_text: bool = False) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
-def file_mode(path: Path) -> int:
-    """The mode a rewritten file keeps: the existing file's, else what the umask gives a new one."""
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def append_rows(path: str | Path, rows: list[dict]) -> None:
     """Append under a lock: read, add, write the whole table again atomically. The rows already
     there are read as text, so they are written back byte for byte (type inference would turn an
@@ -65,23 +55,12 @@ def append_rows(path: str | Path, rows: list[dict]) -> None:
         columns = COLUMNS + list(dict.fromkeys(extra))
         frames = [f for f in (existing, new) if len(f)]
         table = pd.concat(frames, ignore_index=True) if frames else new
-        write_atomically(path, table.reindex(columns=columns))
+        write_table(path, table.reindex(columns=columns))
 
 
-def write_atomically(path: Path, table: pd.DataFrame) -> None:
-    """The whole CSV or nothing: a temporary file beside it (with the CSV's mode: a temporary file
-    is created owner-only), flushed to disk, renamed over it. The caller holds the file's lock."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            table.to_csv(f, index=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_table(path: Path, table: pd.DataFrame) -> None:
+    """The whole CSV or nothing (`storage.write_atomically`); the caller holds the file's lock."""
+    write_atomically(path, lambda f: f.write(table.to_csv(index=False).encode()))
 
 
 # -- rendering ----------------------------------------------------------------------------------

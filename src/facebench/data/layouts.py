@@ -10,9 +10,7 @@ discovery, naming and labels. A preset names its layout (`DatasetPreset.layout`)
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from facebench.data.faceformer_format import FaceFormerFormat, MeadNames
 from facebench.data.presets import DatasetPreset, identity_disjoint_splits, resolve_root
 from facebench.data.video_format import MeadVideoFormat, VideoFormat
 from facebench.errors import DataError
+from facebench.storage import write_atomically
 
 
 class RavdessFormat(FaceFormerFormat):
@@ -124,10 +123,7 @@ class Mead3DFormat(MeadNames, FaceFormerFormat):
                                 "(or a templates.pkl)", "none")  # fmt: skip
             frames = np.concatenate([self.read_vertices(p) for p in neutral])
             templates[speaker] = frames.mean(0).reshape(-1, 3).astype(np.float32)
-        fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".pkl")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(templates, f)
-        os.replace(tmp, self.root / "templates.pkl")
+        write_atomically(self.root / "templates.pkl", lambda f: pickle.dump(templates, f))
         return super()._load_templates()
 
 

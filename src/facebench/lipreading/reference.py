@@ -26,7 +26,8 @@ from facebench.data.sequence import Batch, collate, frame_mask
 from facebench.environment import cpu_name
 from facebench.errors import DataError
 from facebench.lipreading.ctc import ctc_loss, greedy_decode, phoneme_error_rate, reference_sequences
-from facebench.weights import judge_training, stored_once, weights_identity
+from facebench.storage import stored_once
+from facebench.weights import judge_training, weights_identity
 
 # Bump when the network or the recipe changes: a stored reader of another version is never used.
 VERSION = 2
@@ -271,7 +272,7 @@ def reference_reader(
 ) -> tuple[ReferenceLipReader, dict]:
     """The dataset's stored reader, stored first if there is none (or trained again if `retrain`):
     copied from the shipped one for a synthetic corpus that has one, else trained here. Stored
-    whole or not at all, once however many runs ask at the same time (`weights.stored_once`)."""
+    whole or not at all, once however many runs ask at the same time (`storage.stored_once`)."""
     if not has_phoneme_labels(data):
         raise DataError(
             data.reader.root / "phonemes",

@@ -11,14 +11,13 @@ so the one-rings are ordered here by walking each vertex's fan of triangles.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from facebench.errors import DataError
+from facebench.storage import write_atomically
 
 MESH_FILES = ("faces.npy", "templates/FLAME_sample.ply", "templates/BIWI.ply", "template.ply", "template.obj")
 
@@ -135,14 +134,11 @@ def cached_spirals(root: str | Path, faces: np.ndarray, vertices: np.ndarray, le
 
 
 def store_atomically(path: Path, write) -> None:
-    """A cache file written whole or not at all: `write(file)` into a temporary file beside `path`,
-    renamed into place. A read-only dataset folder is no error: the cache is computed again."""
+    """A cache file beside a dataset (`storage.write_atomically`, in a folder made for it). A
+    read-only dataset folder is no error: the cache is computed again."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
+        write_atomically(path, write)
     except OSError:
         pass
 

@@ -4,8 +4,6 @@ whole or absent)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ from rich.progress import track
 
 from facebench.data.segmentation import merge_face_parsing
 from facebench.parsing.bisenet import load_face_parser, parse_frames
+from facebench.storage import write_atomically
 
 
 def write_masks(root: str | Path, checkpoint: str | Path, overwrite: bool = False, progress: bool = True, device: str = "cpu") -> list[Path]:
@@ -35,9 +34,6 @@ def write_masks(root: str | Path, checkpoint: str | Path, overwrite: bool = Fals
             continue
         frames, _ = read_video(video)
         masks = merge_face_parsing(parse_frames(parser, frames))
-        fd, scratch = tempfile.mkstemp(dir=out.parent, suffix=".npz")
-        os.close(fd)
-        np.savez_compressed(scratch, masks=masks)
-        os.replace(scratch, out)
+        write_atomically(out, lambda f, masks=masks: np.savez_compressed(f, masks=masks))
         written.append(out)
     return written

@@ -13,14 +13,12 @@ import json
 import math
 import os
 import pickle
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import soundfile
-from filelock import FileLock
 from rich.progress import track
 
 from facebench.data.synth.mesh import BLENDSHAPES, build_face, identity_shape
@@ -44,6 +42,7 @@ from facebench.data.synth.speech import (
     synthesise,
     timeline,
 )
+from facebench.storage import stored_once
 
 VERSION = "3"  # bump on any change to what the generator writes: the cache is keyed by it
 TRAIN_SENTENCES, VAL_SENTENCES, TEST_SENTENCES = (1, 32), (33, 36), (37, 40)
@@ -267,33 +266,16 @@ def cache_root() -> Path:
     return Path(os.environ.get("FACEBENCH_CACHE", Path.home() / ".cache" / "facebench"))
 
 
-def cached_folder(folder: Path, make) -> Path:
-    """`folder` in the cache, made on first use by `make(partial)`. Concurrent callers wait on a
-    lock; `make` writes into a temporary folder that is renamed into place (once it has its
-    card.json), so a corpus is whole or absent."""
-    if (folder / "card.json").is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        if (folder / "card.json").is_file():
-            return folder
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        make(partial)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-    return folder
-
-
 def cached_corpus(preset: str = "small", seed: int = 0, progress: bool = True) -> Path:
-    """The corpus folder in the cache (`cached_folder`), with its anchors' scores."""
+    """The corpus folder in the cache, made once and whole (`storage.stored_once`), with its anchors' scores."""
     from facebench.data.synth.anchors import write_anchors
 
-    def make(partial: Path) -> None:
-        generate(SYNTH_PRESETS[preset], partial, seed, progress)
-        write_anchors(partial, synth_dataset_name(preset))
+    def make(scratch: Path) -> None:
+        generate(SYNTH_PRESETS[preset], scratch, seed, progress)
+        write_anchors(scratch, synth_dataset_name(preset))
 
-    return cached_folder(cache_root() / "synth" / f"v{VERSION}-{preset}-seed{seed}", make)
+    # Generation shows its own progress, so stored_once says nothing.
+    return stored_once(cache_root() / "synth" / f"v{VERSION}-{preset}-seed{seed}", f"the {preset} corpus", make, announce=False)
 
 
 def synth_dataset_name(preset: str) -> str:

@@ -26,8 +26,9 @@ from rich.progress import track
 
 from facebench.data.faceformer_format import load_pickle
 from facebench.data.segmentation import CLASSES
-from facebench.data.synth.generator import SYNTH_PRESETS, cache_root, cached_corpus, cached_folder
+from facebench.data.synth.generator import SYNTH_PRESETS, cache_root, cached_corpus
 from facebench.data.synth.mesh import FaceMesh, build_face
+from facebench.storage import stored_once
 
 VIDEO_VERSION = "1"  # bump on any change to what this writes (the cache is keyed by it)
 VIDEO_FPS = 25.0
@@ -237,8 +238,8 @@ def cached_video_corpus(preset: str = "video-tiny", seed: int = 0, progress: boo
     with its anchors' scores (`anchors.json`)."""
     from facebench.data.synth.anchors import write_anchors
 
-    def make(partial: Path) -> None:
-        generate_video(VIDEO_PRESETS[preset], partial, seed, progress)
-        write_anchors(partial, video_dataset_name(preset))
+    def make(scratch: Path) -> None:
+        generate_video(VIDEO_PRESETS[preset], scratch, seed, progress)
+        write_anchors(scratch, video_dataset_name(preset))
 
-    return cached_folder(cache_root() / "synth" / f"video{VIDEO_VERSION}-{preset}-seed{seed}", make)
+    return stored_once(cache_root() / "synth" / f"video{VIDEO_VERSION}-{preset}-seed{seed}", f"the {preset} corpus", make, announce=False)

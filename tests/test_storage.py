@@ -1,5 +1,6 @@
-"""Storing the judges trained on a dataset (`facebench.weights.stored_once`): made once, whole or not
-at all, replaced whole, and one clear error where the store cannot be written."""
+"""Files and folders written whole or not at all (`facebench.storage`): the judges and corpora made
+once, whole, replaced whole, one clear error where the store cannot be written; and what is written
+gets the mode a plain write would give it, not the owner-only mode of a temporary file."""
 
 import json
 import multiprocessing
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from facebench.errors import DataError
-from facebench.weights import stored_once
+from facebench.storage import stored_once, umask, write_atomically
 
 
 def writer(card: dict, calls: list):
@@ -85,3 +86,34 @@ def test_processes_asking_at_once_make_it_once(tmp_path):
         process.join(60)
     assert [process.exitcode for process in processes] == [0, 0, 0]
     assert len((tmp_path / "calls.txt").read_text().splitlines()) == 1 and (folder / "card.json").is_file()
+
+
+def test_written_files_and_folders_get_the_modes_a_plain_write_gives(tmp_path):
+    plain_file, plain_folder = tmp_path / "plain.txt", tmp_path / "plain"
+    plain_file.write_text("x")
+    plain_folder.mkdir()
+    mode = lambda path: path.stat().st_mode & 0o777  # noqa: E731
+
+    written = tmp_path / "written.txt"
+    write_atomically(written, lambda f: f.write(b"new"))
+    assert written.read_bytes() == b"new" and mode(written) == mode(plain_file) == 0o666 & ~umask()
+    written.chmod(0o640)
+    write_atomically(written, lambda f: f.write(b"again"))
+    assert written.read_bytes() == b"again" and mode(written) == 0o640  # an existing file keeps its mode
+
+    folder = stored_once(tmp_path / "v1", "a judge", writer({"n": 1}, []), announce=False)
+    assert mode(folder) == mode(plain_folder) == 0o777 & ~umask()
+    assert mode(folder / "card.json") == mode(plain_file)
+
+
+def test_an_interrupted_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / "rows.csv"
+    write_atomically(path, lambda f: f.write(b"old"))
+
+    def interrupted(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, interrupted)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["rows.csv"]
