@@ -4,6 +4,7 @@ gets the mode a plain write would give it, not the owner-only mode of a temporar
 
 import json
 import multiprocessing
+import os
 import time
 from pathlib import Path
 
@@ -117,3 +118,10 @@ def test_an_interrupted_write_keeps_the_old_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_atomically(path, interrupted)
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["rows.csv"]
+
+
+def test_a_read_only_store_is_one_clear_error(tmp_path, monkeypatch):
+    """As a user without write permission sees it (the tests may run as root, who may write anywhere)."""
+    monkeypatch.setattr(os, "access", lambda path, how: Path(path) != tmp_path)
+    with pytest.raises(DataError, match=r"v1: expected a writable folder to store a judge \(once\), found no permission to write in"):
+        stored_once(tmp_path / "v1", "a judge", writer({"n": 1}, []), announce=False)

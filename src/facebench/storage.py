@@ -63,8 +63,11 @@ def stored_once(folder: Path, what: str, make: Callable[[Path], None], replace: 
     if replace or not (folder / "card.json").is_file():
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
+            found = "" if os.access(folder.parent, os.W_OK) else f"no permission to write in {folder.parent}"
         except OSError as exc:
-            raise DataError(folder, f"a writable folder to store {what} (once)", f"{exc.strerror}: {exc.filename}") from exc
+            found = f"{exc.strerror}: {exc.filename}"
+        if found:
+            raise DataError(folder, f"a writable folder to store {what} (once)", found)
         with FileLock(str(folder) + ".lock"):
             if replace or not (folder / "card.json").is_file():
                 if announce:
