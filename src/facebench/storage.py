@@ -53,6 +53,16 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
+def write_cache(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """A cache file beside a dataset (`write_atomically`, in a folder made for it). A read-only
+    dataset folder is no error: the cache is computed again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, write)
+    except OSError:
+        pass
+
+
 def stored_once(folder: Path, what: str, make: Callable[[Path], None], replace: bool = False, announce: bool = True) -> Path:
     """`folder`, made on first use by `make(scratch)` into a scratch folder beside it and moved into
     place whole, under a lock: processes that ask at the same time make it once, and an interrupted
@@ -60,30 +70,32 @@ def stored_once(folder: Path, what: str, make: Callable[[Path], None], replace: 
     holds `card.json`. With `replace`, it is made again and swapped in whole for the stored one.
     `what` names it in the message shown while it is made (`announce`) and in the error raised
     when its place cannot be written."""
-    if replace or not (folder / "card.json").is_file():
+    if not replace and (folder / "card.json").is_file():
+        return folder
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        found = "" if os.access(folder.parent, os.W_OK) else f"no permission to write in {folder.parent}"
+    except OSError as exc:
+        found = f"{exc.strerror}: {exc.filename}"
+    if found:
+        raise DataError(folder, f"a writable folder to store {what} (once)", found)
+    with FileLock(str(folder) + ".lock"):
+        if not replace and (folder / "card.json").is_file():  # made by another process while this one waited
+            return folder
+        if announce:
+            console.print(f"training {what} once (stored in {folder})")
+        scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        stepped_aside = scratch.with_name(scratch.name + ".old")
         try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            found = "" if os.access(folder.parent, os.W_OK) else f"no permission to write in {folder.parent}"
-        except OSError as exc:
-            found = f"{exc.strerror}: {exc.filename}"
-        if found:
-            raise DataError(folder, f"a writable folder to store {what} (once)", found)
-        with FileLock(str(folder) + ".lock"):
-            if replace or not (folder / "card.json").is_file():
-                if announce:
-                    console.print(f"training {what} once (stored in {folder})")
-                scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-                stepped_aside = scratch.with_name(scratch.name + ".old")
-                try:
-                    scratch.chmod(0o777 & ~umask())  # as a plain mkdir would make it
-                    make(scratch)
-                    # A folder cannot be renamed onto a non-empty one: the stored folder steps aside
-                    # first, so a reader finds the old folder, the new one, or (for a moment) none,
-                    # and then waits on the lock; never a mixture of the two.
-                    if folder.exists():
-                        os.replace(folder, stepped_aside)
-                    os.replace(scratch, folder)
-                finally:
-                    for leftover in (scratch, stepped_aside):
-                        shutil.rmtree(leftover, ignore_errors=True)
+            scratch.chmod(0o777 & ~umask())  # as a plain mkdir would make it
+            make(scratch)
+            # A folder cannot be renamed onto a non-empty one: the stored folder steps aside first,
+            # so a reader finds the old folder, the new one, or (for a moment) none, and then waits
+            # on the lock; never a mixture of the two.
+            if folder.exists():
+                os.replace(folder, stepped_aside)
+            os.replace(scratch, folder)
+        finally:
+            for leftover in (scratch, stepped_aside):
+                shutil.rmtree(leftover, ignore_errors=True)
     return folder

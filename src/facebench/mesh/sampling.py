@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.errors import DataError
-from facebench.mesh.topology import store_atomically
+from facebench.storage import write_cache
 
 
 @dataclass(frozen=True)
@@ -141,5 +141,5 @@ def cached_pyramid(root: str | Path, faces: np.ndarray, vertices: np.ndarray, fa
             raise DataError(path, "a cached mesh pyramid (delete it to compute it again)", f"an unreadable file ({exc})") from exc
     levels = pyramid(faces, vertices, factors)
     arrays = {f"{i}_{field}": getattr(level, field) for i, level in enumerate(levels) for field in FIELDS}
-    store_atomically(path, lambda f: np.savez(f, **arrays))
+    write_cache(path, lambda f: np.savez(f, **arrays))
     return levels

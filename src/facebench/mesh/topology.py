@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from facebench.errors import DataError
-from facebench.storage import write_atomically
+from facebench.storage import write_cache
 
 MESH_FILES = ("faces.npy", "templates/FLAME_sample.ply", "templates/BIWI.ply", "template.ply", "template.obj")
 
@@ -129,18 +129,8 @@ def cached_spirals(root: str | Path, faces: np.ndarray, vertices: np.ndarray, le
     if path.is_file():
         return np.load(path)
     result = spirals(faces, vertices, length, dilation)
-    store_atomically(path, lambda f: np.save(f, result))
+    write_cache(path, lambda f: np.save(f, result))
     return result
-
-
-def store_atomically(path: Path, write) -> None:
-    """A cache file beside a dataset (`storage.write_atomically`, in a folder made for it). A
-    read-only dataset folder is no error: the cache is computed again."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, write)
-    except OSError:
-        pass
 
 
 @dataclass(frozen=True)
