@@ -148,6 +148,26 @@ def test_spiral_conv_3d_is_causal_and_chunks_give_the_same_values_and_gradients(
     torch.testing.assert_close(grad_chunked, grad_full)
 
 
+@pytest.mark.parametrize("frames", [1, 3])
+def test_spiral_conv_3d_of_a_broadcast_sum_equals_the_convolution_of_the_sum(frames):
+    """Mesh Attention's first layer: `of_sum(a, e)` is `conv(a + e)` with the sum broadcast over
+    vertices x clips x frames, in values and in every gradient (checked against `forward`, which
+    the test above checks against the definition)."""
+    faces, vertices = grid()
+    torch.manual_seed(0)
+    conv = SpiralConv3D(4, 3, 25, 5, frames).double()
+    conv.set_spirals(torch.from_numpy(spirals(faces, vertices, 5)))
+    per_frame = torch.randn(2, 7, 4, dtype=torch.double, requires_grad=True)  # (B, T, C)
+    per_vertex = torch.randn(25, 4, dtype=torch.double, requires_grad=True)  # (V, C)
+    summed = conv(per_frame[None] + per_vertex[:, None, None])
+    split = conv.of_sum(per_frame, per_vertex)
+    torch.testing.assert_close(split, summed)
+    weights = torch.randn_like(summed)  # a loss that weighs every output differently
+    wrt = (per_frame, per_vertex, conv.weight, conv.bias)
+    for ours, reference in zip(torch.autograd.grad((split * weights).sum(), wrt), torch.autograd.grad((summed * weights).sum(), wrt)):
+        torch.testing.assert_close(ours, reference)
+
+
 def test_the_nearest_vertex_fill_is_a_stable_argsort_with_ties():
     """The spirals' fill of vertices with too few reachable neighbours: the nearest vertices not
     already in the spiral, in the order of a stable argsort of the distances (ties by index), found

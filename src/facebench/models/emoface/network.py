@@ -26,6 +26,8 @@ class MeshAttention(nn.Module):
     def __init__(self, content_dim: int, emotion_dim: int, n_vertices: int, hidden: int = 16, spiral_length: int = 9,
                  frames: int = 4, layers: int = 2, chunk_frames: int | None = None):  # fmt: skip
         super().__init__()
+        if layers < 1:
+            raise ValueError(f"attention_layers: expected at least 1 SpiralConv3D layer, found {layers}")
         self.content_mlp = nn.Sequential(nn.Linear(content_dim, max(content_dim // 4, 1)), nn.GELU())
         self.emotion_mlp = nn.Sequential(nn.Linear(emotion_dim, max(emotion_dim // 4, 1)), nn.GELU())
         self.audio_mlp = nn.Sequential(nn.Linear(max(content_dim // 4, 1) + max(emotion_dim // 4, 1), hidden), nn.GELU())
@@ -40,8 +42,10 @@ class MeshAttention(nn.Module):
     def forward(self, content: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         """content (B, T, C_c), emotion (B, T, C_e) per mesh frame -> weights (B, T, V)."""
         audio = self.audio_mlp(torch.cat([self.content_mlp(content), self.emotion_mlp(emotion)], dim=-1))
-        x = audio[None] + self.vertex_embedding[:, None, None]  # (V, B, T, hidden): the spiral convolutions' layout
-        for conv in self.convs:
+        # the first layer's input is the broadcast sum audio + vertex embedding, (V, B, T, hidden)
+        # (the spiral convolutions' layout), convolved without forming it
+        x = F.elu(self.convs[0].of_sum(audio, self.vertex_embedding))
+        for conv in self.convs[1:]:
             x = F.elu(conv(x))
         return torch.sigmoid(self.head(x))[..., 0].permute(1, 2, 0)
 
