@@ -39,6 +39,30 @@ def seconds(step, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def measure(vertices: int, clips: int, frames: int, channels: int, delta: int, chunk: int | None, repeats: int) -> tuple[int, float, float, float]:
+    """(vertices of the mesh built, reference s, ours s, largest output difference) at one size."""
+    face = build_face(vertices)
+    with tempfile.TemporaryDirectory() as cache:
+        spirals = torch.as_tensor(MeshTopology(face.faces, face.vertices, Path(cache)).spirals(9, 1))
+    torch.manual_seed(0)
+    conv = SpiralConv3D(channels, channels, len(face.vertices), 9, delta, chunk)
+    conv.set_spirals(spirals)
+    audio = torch.randn(clips, frames, channels, requires_grad=True)
+    embedding = torch.randn(len(face.vertices), channels, requires_grad=True)
+
+    def reference() -> torch.Tensor:
+        return conv(audio[None] + embedding[:, None, None])
+
+    def ours() -> torch.Tensor:
+        return conv.of_sum(audio, embedding)
+
+    with torch.no_grad():
+        difference = (reference() - ours()).abs().max().item()
+    formed = seconds(lambda: reference().square().mean().backward(), repeats)
+    split = seconds(lambda: ours().square().mean().backward(), repeats)
+    return len(face.vertices), formed, split, difference
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1, help="timed runs after one warm-up (the full size takes about a minute a run on 2 cores)")
@@ -47,21 +71,8 @@ def main() -> None:
     for column in ("size", "V x B x T x C, δ", "formed sum (reference) s", "split (ours) s", "reference ÷ ours", "max |difference|"):
         table.add_column(column)
     for name, (vertices, clips, frames, channels, delta, chunk) in SIZES.items():
-        face = build_face(vertices)
-        with tempfile.TemporaryDirectory() as cache:
-            spirals = torch.as_tensor(MeshTopology(face.faces, face.vertices, Path(cache)).spirals(9, 1))
-        torch.manual_seed(0)
-        conv = SpiralConv3D(channels, channels, len(face.vertices), 9, delta, chunk)
-        conv.set_spirals(spirals)
-        audio = torch.randn(clips, frames, channels, requires_grad=True)
-        embedding = torch.randn(len(face.vertices), channels, requires_grad=True)
-        reference = lambda: conv(audio[None] + embedding[:, None, None])  # noqa: E731
-        ours = lambda: conv.of_sum(audio, embedding)  # noqa: E731
-        with torch.no_grad():
-            difference = (reference() - ours()).abs().max().item()
-        formed = seconds(lambda: reference().square().mean().backward(), args.repeats)
-        split = seconds(lambda: ours().square().mean().backward(), args.repeats)
-        table.add_row(name, f"{len(face.vertices)} x {clips} x {frames} x {channels}, {delta}", f"{formed:.3f}", f"{split:.3f}", f"{formed / split:.1f}",
+        n_vertices, formed, split, difference = measure(vertices, clips, frames, channels, delta, chunk, args.repeats)
+        table.add_row(name, f"{n_vertices} x {clips} x {frames} x {channels}, {delta}", f"{formed:.3f}", f"{split:.3f}", f"{formed / split:.1f}",
                       f"{difference:.1e}")  # fmt: skip
     Console(width=150).print(table)
 
