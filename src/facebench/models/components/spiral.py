@@ -66,13 +66,10 @@ class SpiralConv3D(SpiralConv):
 
     def _convolve(self, x: torch.Tensor) -> torch.Tensor:
         """(V, B, T + frames - 1, C_in) with its history -> (V, B, T, C_out)."""
-        t = x.shape[2] - (self.frames - 1)
-        window = torch.cat([x[:, :, self.frames - 1 - k : self.frames - 1 - k + t] for k in range(self.frames)], dim=-1)
-        return SpiralConv.forward(self, window)
+        return SpiralConv.forward(self, with_past(x, self.frames))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        history = x.new_zeros(*x.shape[:2], self.frames - 1, x.shape[3])  # causal: zeros before the first frame
-        padded = torch.cat([history, x], dim=2)
+        padded = causal_pad(x, self.frames)
         total = x.shape[2]
         step = self.chunk_frames or total
         outputs = []
@@ -97,15 +94,26 @@ class SpiralConv3D(SpiralConv):
         frames = self.frames
         c_in = per_frame.shape[-1]
         weight = self.weight.view(self.length, frames, c_in, -1)  # W_l split by past frame k (current first)
-        history = per_frame.new_zeros(per_frame.shape[0], frames - 1, c_in)
-        padded = torch.cat([history, per_frame], dim=1)
+        frame_term = with_past(causal_pad(per_frame, frames), frames) @ weight.sum(0).flatten(0, 1)  # (B, T, C_out)
         t = per_frame.shape[1]
-        window = torch.cat([padded[:, frames - 1 - k : frames - 1 - k + t] for k in range(frames)], dim=-1)
-        frame_term = window @ weight.sum(0).flatten(0, 1)  # (B, T, C_out)
         by_frame = torch.stack([self.project(per_vertex, weight[:, k]) for k in range(frames)])  # (δ, V, C_out)
         # the vertex term at frame t sums the past frames k <= t: all of them from frame δ - 1 on
         seen = by_frame.cumsum(0)[torch.arange(t, device=per_vertex.device).clamp(max=frames - 1)]  # (T, V, C_out)
         return frame_term[None] + seen.transpose(0, 1)[:, None] + self.bias
+
+
+def causal_pad(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """(..., T, C) -> (..., frames - 1 + T, C): zeros before the first frame. (Concatenated, not
+    `F.pad`: both pad with the same zeros, but EmoFace's `ci` run under the drift check's portable
+    kernels came out differently with `F.pad`.)"""
+    return torch.cat([x.new_zeros(*x.shape[:-2], frames - 1, x.shape[-1]), x], dim=-2)
+
+
+def with_past(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """(..., T + frames - 1, C), T frames after `frames - 1` of history -> (..., T, frames * C):
+    each frame's features stacked with its past ones, current first."""
+    t = x.shape[-2] - (frames - 1)
+    return torch.cat([x.narrow(-2, frames - 1 - k, t) for k in range(frames)], dim=-1)
 
 
 def downsample(x: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
