@@ -23,7 +23,7 @@ from torch import nn
 
 from facebench.errors import FacebenchError
 from facebench.models.components.audio_encoders import AudioEncoder
-from facebench.models.components.periodic import PeriodicPositionalEncoding, decoder_masks
+from facebench.models.components.periodic import PeriodicPositionalEncoding, alignment_bias, decoder_masks
 from facebench.models.components.progress import report_frame
 from facebench.models.faceformer.network import (
     IncrementalDecoder,
@@ -306,10 +306,11 @@ class CodeTalkerNetwork(nn.Module):
         official re-decoding of the whole past), each next token the motion decoded so far."""
         style = self.style(style)
         bias, blocked = decoder_masks(self.n_heads, n_frames, audio_features.shape[1], self.period, self.audio_per_frame, audio_features.device)
+        memory_bias = alignment_bias(blocked)
         cache = self.transformer_decoder.start(audio_features)
         token, features = style, []
         for t in range(n_frames):
-            out = self.transformer_decoder.step(self.PPE(token, start=t), cache, bias[:, t : t + 1, : t + 1], blocked[t : t + 1])
+            out = self.transformer_decoder.step(self.PPE(token, start=t), cache, bias[:, t : t + 1, : t + 1], memory_bias[t : t + 1])
             features.append(self.autoencoder.components(self.feat_map(out)))
             if t < n_frames - 1:
                 token = self.vertice_map(self.decode_prefix(torch.cat(features, dim=1)))[:, None] + style

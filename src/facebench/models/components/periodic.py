@@ -42,6 +42,12 @@ def alignment_mask(n_frames: int, n_audio: int, audio_per_frame: int) -> torch.T
     return ~((s >= audio_per_frame * t) & (s < audio_per_frame * (t + 1)))
 
 
+def alignment_bias(blocked: torch.Tensor) -> torch.Tensor:
+    """The alignment mask (T, S) bool as the additive bias attention takes: 0 where a frame may
+    attend, -inf where not."""
+    return torch.zeros(blocked.shape, device=blocked.device).masked_fill(blocked, float("-inf"))
+
+
 def decoder_masks(n_heads: int, n_frames: int, n_audio: int, period: int, audio_per_frame: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """FaceFormer's decoder masks on `device`: the periodic causal bias and the alignment mask."""
     return periodic_bias_mask(n_heads, n_frames, period).to(device), alignment_mask(n_frames, n_audio, audio_per_frame).to(device)
@@ -62,6 +68,9 @@ class PeriodicPositionalEncoding(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def encoding(self, start: int, length: int) -> torch.Tensor:
+        first = start % self.period
+        if first + length <= self.period:  # within one period (every frame of incremental decoding): a view, no gather
+            return self.pe[first : first + length]
         index = torch.arange(start, start + length, device=self.pe.device) % self.period
         return self.pe[index]
 

@@ -17,6 +17,7 @@ from facebench.errors import FacebenchError
 from facebench.models.components.audio_encoders import AudioEncoder
 from facebench.models.components.periodic import (
     PeriodicPositionalEncoding,
+    alignment_bias,
     decoder_masks,
 )
 from facebench.models.components.progress import report_frame
@@ -52,32 +53,31 @@ class IncrementalDecoder(nn.TransformerDecoder):
         return attn.out_proj(out.transpose(1, 2).flatten(2))
 
     def start(self, memory: torch.Tensor) -> list[dict]:
-        """A cache per layer: the memory's keys and values (computed once) and empty self-attention ones."""
+        """A cache per layer: the memory's keys and values (computed once), empty self-attention
+        ones, and the projections' weights split once per decoding. (Slicing them at every frame
+        gave every frame its own slice in the backward pass, each a zero-filled copy of the whole
+        weight: most of a training step's small operations. The values are the same.)"""
         cache = []
         for layer in self.layers:
-            w, b = layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias
-            d = w.shape[1]
-            k = self._heads(F.linear(memory, w[d : 2 * d], b[d : 2 * d]))
-            v = self._heads(F.linear(memory, w[2 * d :], b[2 * d :]))
-            cache.append({"memory_k": k, "memory_v": v, "k": None, "v": None})
+            d = layer.self_attn.embed_dim
+            cross_w, cross_b = layer.multihead_attn.in_proj_weight.split(d), layer.multihead_attn.in_proj_bias.split(d)
+            cache.append({
+                "memory_k": self._heads(F.linear(memory, cross_w[1], cross_b[1])), "memory_v": self._heads(F.linear(memory, cross_w[2], cross_b[2])),
+                "k": None, "v": None, "query": (cross_w[0], cross_b[0]),
+                "self": tuple(zip(layer.self_attn.in_proj_weight.split(d), layer.self_attn.in_proj_bias.split(d))),
+            })  # fmt: skip
         return cache
 
-    def step(self, x: torch.Tensor, cache: list[dict], self_bias: torch.Tensor, memory_blocked: torch.Tensor) -> torch.Tensor:
+    def step(self, x: torch.Tensor, cache: list[dict], self_bias: torch.Tensor, memory_bias: torch.Tensor) -> torch.Tensor:
         """Decode one frame. x: (B, 1, d); self_bias: (heads, 1, t+1) row of the bias mask;
-        memory_blocked: (1, S) bool row of the alignment mask."""
-        memory_mask = torch.zeros(memory_blocked.shape, dtype=x.dtype, device=x.device).masked_fill(memory_blocked, float("-inf"))
+        memory_bias: (1, S) row of the alignment mask as an additive bias (`alignment_bias`)."""
         for layer, c in zip(self.layers, cache):
-            d = x.shape[-1]
-            w, b = layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias
-            q = self._heads(F.linear(x, w[:d], b[:d]))
-            k = self._heads(F.linear(x, w[d : 2 * d], b[d : 2 * d]))
-            v = self._heads(F.linear(x, w[2 * d :], b[2 * d :]))
+            q, k, v = (self._heads(F.linear(x, w, b)) for w, b in c["self"])
             c["k"] = k if c["k"] is None else torch.cat([c["k"], k], dim=2)
             c["v"] = v if c["v"] is None else torch.cat([c["v"], v], dim=2)
             x = layer.norm1(x + layer.dropout1(self._attend(layer.self_attn, q, c["k"], c["v"], self_bias[None].to(x.dtype))))
-            wq, bq = layer.multihead_attn.in_proj_weight[:d], layer.multihead_attn.in_proj_bias[:d]
-            q = self._heads(F.linear(x, wq, bq))
-            x = layer.norm2(x + layer.dropout2(self._attend(layer.multihead_attn, q, c["memory_k"], c["memory_v"], memory_mask)))
+            q = self._heads(F.linear(x, *c["query"]))
+            x = layer.norm2(x + layer.dropout2(self._attend(layer.multihead_attn, q, c["memory_k"], c["memory_v"], memory_bias.to(x.dtype))))
             x = layer.norm3(x + layer.dropout3(layer.linear2(layer.dropout(layer.activation(layer.linear1(x))))))
         return x
 
@@ -145,14 +145,15 @@ class FaceFormerNetwork(nn.Module):
         return self.vertice_map_r(self.transformer_decoder(tokens, audio_features, bias, blocked))
 
     def begin(self, audio_features: torch.Tensor, n_frames: int) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
-        """State of an incremental decoding of n_frames: the memory's cached keys and values, the masks."""
+        """State of an incremental decoding of n_frames: the memory's cached keys and values, the
+        causal bias and the alignment mask as a bias (made once, not at every frame)."""
         bias, blocked = self.masks(n_frames, audio_features.shape[1], audio_features.device)
-        return self.transformer_decoder.start(audio_features), bias, blocked
+        return self.transformer_decoder.start(audio_features), bias, alignment_bias(blocked)
 
     def step(self, token: torch.Tensor, t: int, state: tuple[list[dict], torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Frame t's offsets (B, 1, V*3) from its input token (B, 1, d), incrementally."""
-        cache, bias, blocked = state
-        out = self.transformer_decoder.step(self.PPE(token, start=t), cache, bias[:, t : t + 1, : t + 1], blocked[t : t + 1])
+        cache, bias, memory_bias = state
+        out = self.transformer_decoder.step(self.PPE(token, start=t), cache, bias[:, t : t + 1, : t + 1], memory_bias[t : t + 1])
         return self.vertice_map_r(out)
 
     def autoregressive(
