@@ -117,18 +117,37 @@ def naive_spiral_conv(x, spiral, weight, bias, frames=1):
     return out
 
 
-@pytest.mark.parametrize("frames", [1, 3])
-def test_spiral_convolutions_equal_their_definition(frames):
+@pytest.mark.parametrize(("frames", "in_channels", "gathers_input"), [(1, 5, False), (1, 2, True), (3, 5, False)])
+def test_spiral_convolutions_equal_their_definition(frames, in_channels, gathers_input):
+    """Both orders of the map (a narrow input is gathered first, a wide one projected first) against
+    the definition."""
     faces, vertices = grid()
     spiral = torch.from_numpy(spirals(faces, vertices, 4))
     torch.manual_seed(0)
-    conv = SpiralConv3D(5, 7, 25, 4, frames) if frames > 1 else SpiralConv(5, 7, 25, 4)
+    conv = SpiralConv3D(in_channels, 7, 25, 4, frames) if frames > 1 else SpiralConv(in_channels, 7, 25, 4)
+    assert conv.gathers_input == gathers_input
     conv.set_spirals(spiral)
-    x = torch.randn(2, 6, 25, 5)
+    x = torch.randn(2, 6, 25, in_channels)
     # The same linear map written gather-then-project: columns of W for (position l, frame k, channel c).
-    w = conv.weight.permute(2, 0, 1).reshape(7, 4 * frames * 5)
+    w = conv.weight.permute(2, 0, 1).reshape(7, 4 * frames * in_channels)
     ours = conv(x.permute(2, 0, 1, 3)).permute(1, 2, 0, 3)  # the convolutions are vertex-first
     torch.testing.assert_close(ours, naive_spiral_conv(x, spiral, w, conv.bias, frames), atol=1e-5, rtol=1e-5)
+
+
+def test_both_orders_of_a_spiral_convolution_give_the_same_values_and_gradients():
+    faces, vertices = grid()
+    torch.manual_seed(0)
+    conv = SpiralConv(2, 7, 25, 4).double()
+    conv.set_spirals(torch.from_numpy(spirals(faces, vertices, 4)))
+    x = torch.randn(25, 3, 2, dtype=torch.double, requires_grad=True)  # (V, N, C)
+    gathered = conv(x)
+    conv.gathers_input = False
+    projected = conv(x)
+    torch.testing.assert_close(gathered, projected)
+    weights = torch.randn_like(projected)
+    wrt = (x, conv.weight, conv.bias)
+    for ours, reference in zip(torch.autograd.grad((gathered * weights).sum(), wrt), torch.autograd.grad((projected * weights).sum(), wrt)):
+        torch.testing.assert_close(ours, reference)
 
 
 def test_spiral_conv_3d_is_causal_and_chunks_give_the_same_values_and_gradients():
