@@ -215,6 +215,29 @@ def test_updating_the_reference_for_one_model_keeps_the_others(tmp_path):
     assert list(lb.read_rows(path).model) == ["a"]
 
 
+def test_the_drift_reference_keeps_one_set_of_rows_per_cpu_vendor(tmp_path, monkeypatch):
+    """MKL's reproducible branch is Intel's only, so a run is compared with the rows its CPU vendor
+    made, `--update` replaces only those, and a vendor with no rows for a model is one error."""
+    import facebench.bench.drift as drift
+
+    path = tmp_path / "reference.csv"
+    made_on = lambda vendor, lve, models=("a", "b"): pd.DataFrame(  # noqa: E731
+        [{"model": m, "variant": "", "split": "s", "lve": lve, "vendor": vendor} for m in models])
+    drift.update_reference(made_on("AuthenticAMD", 1.0), path)
+    drift.update_reference(made_on("GenuineIntel", 2.0), path)
+    drift.update_reference(made_on("GenuineIntel", 3.0, ("b",)), path, all_models=False)
+    table = lb.read_rows(path)
+    assert table.groupby("vendor")["lve"].apply(list).to_dict() == {"AuthenticAMD": [1.0, 1.0], "GenuineIntel": [2.0, 3.0]}
+    monkeypatch.setattr(drift, "cpu_vendor", lambda: "GenuineIntel")
+    assert drift.drift_from_reference(made_on("GenuineIntel", 2.0, ("a",)), table, all_models=False) == []
+    (moved,) = drift.drift_from_reference(made_on("GenuineIntel", 1.0, ("a",)), table, all_models=False)  # AMD's value: drifted here
+    assert moved["reference"] == 2.0
+    monkeypatch.setattr(drift, "cpu_vendor", lambda: "HygonGenuine")
+    with pytest.raises(FacebenchError, match="rows made on a HygonGenuine CPU for a, b .* found rows for AuthenticAMD, GenuineIntel only; "
+                                             "make them on this machine with `facebench drift --update"):  # fmt: skip
+        drift.drift_from_reference(made_on("HygonGenuine", 1.0), table)
+
+
 def test_drift_command_runs_again_with_portable_kernels_and_its_own_cache(tmp_path, monkeypatch):
     """The drift check's numbers must not depend on which x86 CPU CI draws: the command replaces
     its process by one that loads torch with the portable kernels, on a cache of its own."""

@@ -310,14 +310,20 @@ def cmd_drift(args: argparse.Namespace) -> None:
         argv = ["drift", "--models", args.models, "--reference", args.reference]
         argv += ["--update"] * args.update + ["--no-progress"] * args.no_progress
         os.execve(sys.executable, [sys.executable, "-m", "facebench", *argv], env)
-    from facebench.bench.drift import current_metrics, drift_from_reference, environments, update_reference
+    from facebench.bench.drift import (
+        current_metrics,
+        drift_from_reference,
+        environments,
+        update_reference,
+        vendor_rows,
+    )
     from facebench.bench.leaderboard import read_rows
 
     reference = Path(args.reference)
     current = current_metrics(args.models, progress=not args.no_progress)
     if args.update:
         table = update_reference(current, reference, all_models=args.models == "all")
-        console.print(f"wrote {len(current)} reference rows to {reference} ({len(table) - len(current)} rows of other models kept)")
+        console.print(f"wrote {len(current)} reference rows to {reference} ({len(table) - len(current)} rows of other models or CPU vendors kept)")
         return
     if not reference.is_file():
         raise FacebenchError(f"{reference}: expected the drift reference, found no file (make it with `facebench drift --update`)")
@@ -326,7 +332,7 @@ def cmd_drift(args: argparse.Namespace) -> None:
     if drifted:
         console.print(metric_table("metrics that drifted", drifted, ["model", "variant", "split", "metric", "reference", "current", "difference"]))
         console.print(f"[bold red]drift:[/] {len(drifted)} value(s) outside tolerance (benchmarks/drift.yaml)")
-        console.print(f"reference made with {environments(ref)}; now {environments(current)}", highlight=False, markup=False)
+        console.print(f"reference made with {environments(vendor_rows(ref, current['model']))}; now {environments(current)}", highlight=False, markup=False)
         sys.exit(1)
     console.print(f"no drift: {len(current)} rows x {len(current.columns) - 3} metrics within tolerance of {reference}")
 

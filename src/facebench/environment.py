@@ -20,6 +20,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_vendor() -> str:
+    """The CPU's vendor as the processor reports it (`GenuineIntel`, `AuthenticAMD`): MKL picks
+    its code paths by it, so the drift check keeps one reference per vendor (facebench.bench.drift)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: torch.device) -> dict[str, str | int]:
     """Where a row was measured: torch version, CPU and GPU names, torch's CPU threads, and the CPU
     kernels (two CPUs with one model name can differ in instruction sets, and so in the rows:
@@ -33,13 +45,16 @@ def environment(device: torch.device) -> dict[str, str | int]:
     }
 
 
-# Kernel choices under which the CPU gives the same floats on every x86-64 machine with AVX2 (the
-# drift check's reference must hold on whatever machine CI draws; with the native kernels two
-# machines labelled `AMD EPYC` trained EmoFace's `ci` run to LVEs 18% apart): torch's own vectorised
-# kernels at AVX2, MKL's conditional numerical reproducibility at AVX2 (one code path, hence one
-# order of reductions, whatever the CPU model), oneDNN capped at AVX2, and numpy's AVX-512 loops
-# (its sin, cos, exp differ in the last bit; the synthetic corpus is made with them) off. They are
-# read when the libraries load, so they must be in the environment before numpy and torch import.
+# Kernel choices under which the CPU gives the same floats on every x86-64 machine with AVX2 of one
+# vendor (the drift check's reference must hold on whatever machine CI draws; with the native
+# kernels two machines labelled `AMD EPYC` trained EmoFace's `ci` run to LVEs 18% apart): torch's
+# own vectorised kernels at AVX2, MKL's conditional numerical reproducibility at AVX2 (one code
+# path, hence one order of reductions, whatever the CPU model), oneDNN capped at AVX2, and numpy's
+# AVX-512 loops (its sin, cos, exp differ in the last bit; the synthetic corpus is made with them)
+# off. They are read when the libraries load, so they must be in the environment before numpy and
+# torch import. MKL honours its AVX2 branch on Intel CPUs only; elsewhere it takes its automatic
+# branch (MKL's developer guide, "Getting Started with Conditional Numerical Reproducibility"), so
+# an Intel and an AMD machine still differ (measured: README, "Drift check").
 PORTABLE_KERNELS = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "MKL_CBWR": "AVX2",

@@ -3,7 +3,13 @@ and deterministically, with kernels that give the same floats on every x86-64 CP
 (`facebench.environment.PORTABLE_KERNELS`, oneDNN off), and compare each metric with
 `leaderboards/ci/reference.csv` under the per-metric tolerances of `benchmarks/drift.yaml`. The
 reference records the environment it was made in (torch, CPU, threads, kernels), shown beside the
-current one when something drifts."""
+current one when something drifts.
+
+The reference holds one set of rows per CPU vendor (`vendor`, `environment.cpu_vendor`): MKL keeps
+its reproducible AVX2 code path on Intel CPUs only and takes its automatic one elsewhere, and over
+a `ci` run's training that alone moved CodeTalker's, DualTalker's, EmoFace's and GLDiTalker's
+metrics by up to 40% between an AMD EPYC and an Intel Xeon (README, "Drift check"). A run is
+compared with its own vendor's rows; `--update` replaces only those."""
 
 from __future__ import annotations
 
@@ -15,10 +21,13 @@ from filelock import FileLock
 
 from facebench.bench.config import benchmarks_dir, resolve_models
 from facebench.bench.leaderboard import ENVIRONMENT, METRICS, read_rows, write_table
+from facebench.environment import cpu_vendor
+from facebench.errors import FacebenchError
 from facebench.yamlio import read_yaml
 
 DATASET, PROFILE, SEED = "synth-tiny", "ci", 0
 KEY = ["model", "variant", "split"]
+VENDOR = "vendor"
 
 
 def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame:
@@ -29,7 +38,7 @@ def current_metrics(models: str = "all", progress: bool = False) -> pd.DataFrame
         for spec in resolve_models(models, DATASET):  # each model as it is; ablation variants are not checked
             rows += run_one(spec, DATASET, PROFILE, SEED, leaderboards=None, runs=Path(runs), progress=progress)
     table = pd.DataFrame(rows)
-    return table[KEY + [m for m in METRICS if m in table] + ENVIRONMENT]
+    return table[KEY + [m for m in METRICS if m in table] + ENVIRONMENT].assign(**{VENDOR: cpu_vendor()})
 
 
 def environments(table: pd.DataFrame) -> str:
@@ -68,23 +77,42 @@ def compare(current: pd.DataFrame, reference: pd.DataFrame, tolerances: dict[str
     return drifted
 
 
+def vendor_rows(reference: pd.DataFrame, models: pd.Series | None = None, vendor: str | None = None) -> pd.DataFrame:
+    """The reference rows made on this machine's CPU vendor (or `vendor`'s), of `models` if given.
+    A model with no rows for the vendor is one error naming it and the command that makes them."""
+    vendor = vendor or cpu_vendor()
+    rows = reference[reference[VENDOR] == vendor] if VENDOR in reference else reference.iloc[:0]
+    wanted = sorted(set(reference["model"] if models is None else models))
+    lacking = [m for m in wanted if m not in set(rows["model"])]
+    if lacking:
+        made = sorted(set(reference[VENDOR])) if VENDOR in reference else []
+        raise FacebenchError(f"drift reference: expected rows made on a {vendor} CPU for {', '.join(lacking)} (MKL's reproducible "
+                             f"branch differs between CPU vendors), found rows for {', '.join(made) or 'no vendor'} only; "
+                             f"make them on this machine with `facebench drift --update --models <model>` for each")  # fmt: skip
+    return rows if models is None else rows[rows["model"].isin(models)]
+
+
 def drift_from_reference(current: pd.DataFrame, reference: pd.DataFrame, all_models: bool = True) -> list[dict]:
-    """`compare` under `benchmarks/drift.yaml`; with `all_models` False, only the reference rows of
-    the models in `current` (a run of some models does not miss the others)."""
-    if not all_models:
-        reference = reference[reference["model"].isin(current["model"])]
+    """`compare` with this CPU vendor's reference rows under `benchmarks/drift.yaml`; with
+    `all_models` False, only the rows of the models in `current` (a run of some models does not
+    miss the others)."""
+    reference = vendor_rows(reference, None if all_models else current["model"])
     return compare(current, reference, load_tolerances())
 
 
 def update_reference(current: pd.DataFrame, path: Path, all_models: bool = True) -> pd.DataFrame:
-    """The reference made from `current`: with `all_models`, all of it; otherwise only the rows of
-    the models in `current` are replaced and the other models' rows kept (`drift --update --models
-    X` never drops Y's). Written whole or not at all, under the file's lock."""
+    """The reference with `current`'s rows for its CPU vendor: with `all_models`, all of that
+    vendor's rows are replaced; otherwise only those of the models in `current` (`drift --update
+    --models X` never drops Y's). Other vendors' rows are kept. Written whole or not at all, under
+    the file's lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         table = current
-        if not all_models and path.is_file():
+        if path.is_file():
             existing = read_rows(path)
-            table = pd.concat([existing[~existing["model"].isin(current["model"])], current], ignore_index=True)
+            replaced = existing[VENDOR].isin(current[VENDOR]) if VENDOR in existing else pd.Series(True, index=existing.index)
+            if not all_models:
+                replaced &= existing["model"].isin(current["model"])
+            table = pd.concat([existing[~replaced], current], ignore_index=True)
         write_table(path, table)
     return table
