@@ -10,26 +10,25 @@ from pathlib import Path
 import torch
 
 
-def cpu_name() -> str:
+def cpuinfo(field: str) -> str | None:
+    """The first value of `field` in /proc/cpuinfo (None where there is no such file or field)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_name() -> str:
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_vendor() -> str:
     """The CPU's vendor as the processor reports it (`GenuineIntel`, `AuthenticAMD`): MKL picks
     its code paths by it, so the drift check keeps one reference per vendor (facebench.bench.drift)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo("vendor_id") or platform.processor() or platform.machine()
 
 
 def environment(device: torch.device) -> dict[str, str | int]:
