@@ -52,8 +52,9 @@ def trained_and_tested(config: dict, root: Path, out: Path):
 def ci_run(model: str, root: Path | None, out: Path, dataset: str = "synth-tiny") -> list[dict]:
     """The model's `ci` run (seed 0, as configured) on the tiny corpus at `root` (None: the cached
     one), as `facebench drift` runs it; rows as the runner returns them (`run_dir` relative to
-    `out / "runs"`). Portable kernels make the run the same on every CI machine: with the native
-    ones, training amplifies the last bits in which two CPUs differ."""
+    `out / "runs"`). Portable kernels make the run the same on every CI machine of one CPU vendor
+    (the reference has rows per vendor): with the native ones, training amplifies the last bits in
+    which two CPUs differ."""
     (spec,) = resolve_models(model, dataset)
     with pytest.MonkeyPatch.context() as patch:  # a spawned process takes the environment it starts in
         for name, value in PORTABLE_KERNELS.items():

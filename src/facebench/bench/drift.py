@@ -1,6 +1,6 @@
 """`facebench drift`: run the `ci` profile of every model on the tiny synthetic corpus, on the CPU
-and deterministically, with kernels that give the same floats on every x86-64 CPU with AVX2
-(`facebench.environment.PORTABLE_KERNELS`, oneDNN off), and compare each metric with
+and deterministically, with kernels that give the same floats on every x86-64 CPU with AVX2 of
+one vendor (`facebench.environment.PORTABLE_KERNELS`, oneDNN off), and compare each metric with
 `leaderboards/ci/reference.csv` under the per-metric tolerances of `benchmarks/drift.yaml`. The
 reference records the environment it was made in (torch, CPU, threads, kernels), shown beside the
 current one when something drifts.
