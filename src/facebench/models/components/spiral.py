@@ -7,15 +7,16 @@ Between the levels of a mesh pyramid (facebench.mesh.sampling), `downsample` kee
 the vertices and `upsample` gives each finer vertex a weighted sum of three coarser ones: both are
 gathers over the same vertex-first layout.
 
-Tensors are vertex-first, (V, ..., C), and the map is computed in one of two orders, whichever
-was measured faster for the layer's widths. By default one spiral position at a time: a linear map of the gathered
-features, W · [x_s1, ..., x_sL], is the sum over positions l of W_l · x_sl, and W_l · x_sl is row
-s_l of the projection x · W_l. So each position costs one matmul and a gather of whole contiguous
-rows (the fast direction for index_select and its backward), and only one position's projection is
-held at a time. Where the output is at least twice as wide as the input (a mesh's 3 coordinates
-into 16 or 32 channels: `gathers_input`), gathering the L input rows first and mapping them in one
-matmul is faster: 2.7 and 1.3 times at GLDiTalker's `quick` levels, 3.3 times at its `full` first
-level (`python benchmarks/spiral_speed.py`). The two orders give the same map; their sums are
+Tensors are vertex-first, (V, ..., C), and the map is computed in one of two orders. By default one
+spiral position at a time: a linear map of the gathered features, W · [x_s1, ..., x_sL], is the sum
+over positions l of W_l · x_sl, and W_l · x_sl is row s_l of the projection x · W_l. So each
+position costs one matmul and a gather of whole contiguous rows (the fast direction for
+index_select and its backward), and only one position's projection is held at a time. Where the
+output is at least twice as wide as the input (a mesh's 3 coordinates into 16 or 32 channels:
+`gathers_input`), the L input rows are gathered first and mapped in one matmul: 3.3 to 3.6 times
+faster at GLDiTalker's `full` first level, and a `quick` stage-1 training step 187 -> 118 ms
+(`python benchmarks/spiral_speed.py` times both orders at every level; the millisecond-sized
+`quick` levels vary from run to run). The two orders give the same map; their sums are
 rounded in another order.
 """
 
@@ -41,8 +42,8 @@ class SpiralConv(nn.Module):
         # Gathering first reads and writes L * C_in numbers per vertex, projecting first L * C_out
         # (and as many again in the backward pass), in L small matmuls and sums instead of one.
         # Measured at every level of GLDiTalker's pyramids (benchmarks/spiral_speed.py): gathering
-        # wins where the output is at least twice as wide as the input (1.3 to 3.3 times faster,
-        # one level 13% slower: 0.09 s against 0.08), projecting where the widths are equal.
+        # wins clearly where the output is at least twice as wide as the input (3.3-3.6 times at
+        # the full first level), projecting where the widths are equal.
         self.gathers_input = 2 * in_channels <= out_channels
 
     def set_spirals(self, spirals: torch.Tensor) -> None:
